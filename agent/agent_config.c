@@ -1,0 +1,203 @@
+/* Agent configuration: defaults and YAML loading. */
+#include "agent_config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "understudy.pb-c.h"
+
+void us_agent_config_defaults(struct us_agent_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (gethostname(c->agent_id, sizeof(c->agent_id)) < 0 || !us_agent_id_valid(c->agent_id))
+		snprintf(c->agent_id, sizeof(c->agent_id), "agent");
+	snprintf(c->key, sizeof(c->key), "/etc/understudy/keys/agent.key");
+	snprintf(c->endpoint, sizeof(c->endpoint), "tcp://127.0.0.1:7461");
+	snprintf(c->coordinator_key, sizeof(c->coordinator_key),
+		 "/etc/understudy/keys/coordinator.pub");
+	snprintf(c->spool_dir, sizeof(c->spool_dir), "/var/lib/understudy/spool");
+	c->spool_max_bytes = 256ull << 20;
+	c->interval_ns = 10 * US_NS_PER_SEC;
+	c->heartbeat_ns = 5 * US_NS_PER_SEC;
+	c->ack_timeout_ns = 10 * US_NS_PER_SEC;
+	c->window = 1024;
+	c->window_bytes = 16ull << 20;
+	c->log_level = US_LOG_INFO;
+}
+
+static int load_labels(const struct us_conf_doc *doc, const struct us_conf_node *wl,
+		       struct us_workload_config *w, char *err, size_t errlen)
+{
+	const struct us_conf_node *labels = NULL;
+
+	if (us_conf_get_map(doc, wl, "labels", &labels, err, errlen) < 0)
+		return -1;
+	if (us_conf_len(labels) > US_MAX_LABELS)
+		return us_conf_errorf(doc, labels, err, errlen, "at most %d labels", US_MAX_LABELS);
+	for (size_t i = 0; i < us_conf_len(labels); i++) {
+		const char *k = us_conf_map_key(labels, i);
+
+		if (strlen(k) >= sizeof(w->label_keys[0]))
+			return us_conf_errorf(doc, us_conf_map_value(labels, i), err, errlen,
+					      "label name longer than %zu", sizeof(w->label_keys[0]) - 1);
+		snprintf(w->label_keys[i], sizeof(w->label_keys[i]), "%s", k);
+		if (us_conf_as_string(doc, us_conf_map_value(labels, i), w->label_values[i],
+				      sizeof(w->label_values[i]), err, errlen) < 0)
+			return -1;
+	}
+	w->nlabels = us_conf_len(labels);
+	return 0;
+}
+
+static int load_ports(const struct us_conf_doc *doc, const struct us_conf_node *wl,
+		      struct us_workload_config *w, char *err, size_t errlen)
+{
+	const struct us_conf_node *ports = NULL;
+
+	if (us_conf_get_seq(doc, wl, "ports", &ports, err, errlen) < 0)
+		return -1;
+	if (us_conf_len(ports) > US_MAX_PORTS)
+		return us_conf_errorf(doc, ports, err, errlen, "at most %d ports", US_MAX_PORTS);
+	for (size_t i = 0; i < us_conf_len(ports); i++) {
+		int64_t port;
+
+		if (us_conf_as_int64(doc, us_conf_seq_item(ports, i), 1, 65535, &port, err, errlen) < 0)
+			return -1;
+		w->ports[i] = (uint32_t)port;
+	}
+	w->nports = us_conf_len(ports);
+	return 0;
+}
+
+static int load_workload(const struct us_conf_doc *doc, const struct us_conf_node *wl,
+			 struct us_workload_config *w, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "name", "role", "cgroup", "ports", "labels", NULL };
+	char role[32] = "production";
+
+	if (us_conf_type(wl) != US_CONF_MAP)
+		return us_conf_errorf(doc, wl, err, errlen, "expected a mapping with name, role, cgroup");
+	if (us_conf_check_keys(doc, wl, keys, err, errlen) < 0)
+		return -1;
+	switch (us_conf_get_string(doc, wl, "name", w->name, sizeof(w->name), err, errlen)) {
+	case -1: return -1;
+	case 1: return us_conf_missing(doc, wl, "name", err, errlen);
+	}
+	switch (us_conf_get_string(doc, wl, "cgroup", w->cgroup, sizeof(w->cgroup), err, errlen)) {
+	case -1: return -1;
+	case 1: return us_conf_missing(doc, wl, "cgroup", err, errlen);
+	}
+	if (us_conf_get_string(doc, wl, "role", role, sizeof(role), err, errlen) < 0)
+		return -1;
+	if (strcmp(role, "production") == 0)
+		w->role = UNDERSTUDY__ROLE__PRODUCTION;
+	else if (strcmp(role, "shadow") == 0)
+		w->role = UNDERSTUDY__ROLE__SHADOW;
+	else
+		return us_conf_errorf(doc, us_conf_get(wl, "role"), err, errlen,
+				      "expected 'production' or 'shadow', got '%s'", role);
+	if (load_ports(doc, wl, w, err, errlen) < 0 || load_labels(doc, wl, w, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int load_workloads(const struct us_conf_doc *doc, const struct us_conf_node *root,
+			  struct us_agent_config *c, char *err, size_t errlen)
+{
+	const struct us_conf_node *list = NULL;
+
+	if (us_conf_get_seq(doc, root, "workloads", &list, err, errlen) < 0)
+		return -1;
+	if (us_conf_len(list) > US_MAX_WORKLOADS)
+		return us_conf_errorf(doc, list, err, errlen, "at most %d workloads", US_MAX_WORKLOADS);
+	for (size_t i = 0; i < us_conf_len(list); i++) {
+		const struct us_conf_node *item = us_conf_seq_item(list, i);
+
+		if (load_workload(doc, item, &c->workloads[i], err, errlen) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->workloads[j].name, c->workloads[i].name) == 0)
+				return us_conf_errorf(doc, us_conf_get(item, "name"), err, errlen,
+						      "workload '%s' is named twice",
+						      c->workloads[i].name);
+	}
+	c->nworkloads = us_conf_len(list);
+	return 0;
+}
+
+static int load_sections(const struct us_conf_doc *doc, const struct us_conf_node *root,
+			 struct us_agent_config *c, char *err, size_t errlen)
+{
+	static const char *const coord_keys[] = { "endpoint", "public_key", NULL };
+	static const char *const spool_keys[] = { "dir", "max_bytes", NULL };
+	const struct us_conf_node *coord = NULL, *spool = NULL;
+	int64_t window = c->window;
+
+	if (us_conf_get_map(doc, root, "coordinator", &coord, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, coord, coord_keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, coord, "endpoint", c->endpoint, sizeof(c->endpoint), err, errlen) < 0 ||
+	    us_conf_get_string(doc, coord, "public_key", c->coordinator_key,
+			       sizeof(c->coordinator_key), err, errlen) < 0 ||
+	    us_conf_get_map(doc, root, "spool", &spool, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, spool, spool_keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, spool, "dir", c->spool_dir, sizeof(c->spool_dir), err, errlen) < 0 ||
+	    us_conf_get_size(doc, spool, "max_bytes", &c->spool_max_bytes, err, errlen) < 0 ||
+	    us_conf_get_int64(doc, root, "window", 1, 65536, &window, err, errlen) < 0)
+		return -1;
+	c->window = (uint32_t)window;
+	if (c->spool_max_bytes < (1u << 20))
+		return us_conf_errorf(doc, us_conf_get(spool, "max_bytes"), err, errlen,
+				      "must be at least 1MiB");
+	return 0;
+}
+
+int us_agent_config_load(const char *path, struct us_agent_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"agent_id", "key", "coordinator", "spool", "interval", "heartbeat",
+		"ack_timeout", "window", "log_level", "workloads", NULL
+	};
+	struct us_conf_doc *doc = us_conf_load_file(path, err, errlen);
+	const struct us_conf_node *root;
+	char level[16] = "";
+	int rc = -1;
+
+	if (!doc)
+		return -1;
+	root = us_conf_root(doc);
+	if (us_conf_check_keys(doc, root, keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, root, "agent_id", c->agent_id, sizeof(c->agent_id), err, errlen) < 0 ||
+	    us_conf_get_string(doc, root, "key", c->key, sizeof(c->key), err, errlen) < 0 ||
+	    us_conf_get_duration(doc, root, "interval", &c->interval_ns, err, errlen) < 0 ||
+	    us_conf_get_duration(doc, root, "heartbeat", &c->heartbeat_ns, err, errlen) < 0 ||
+	    us_conf_get_duration(doc, root, "ack_timeout", &c->ack_timeout_ns, err, errlen) < 0 ||
+	    us_conf_get_string(doc, root, "log_level", level, sizeof(level), err, errlen) < 0 ||
+	    load_sections(doc, root, c, err, errlen) < 0 ||
+	    load_workloads(doc, root, c, err, errlen) < 0)
+		goto cleanup;
+	if (!us_agent_id_valid(c->agent_id)) {
+		us_conf_errorf(doc, us_conf_get(root, "agent_id"), err, errlen,
+			       "use 1-%d of [A-Za-z0-9._-]", US_AGENT_ID_MAX);
+		goto cleanup;
+	}
+	if (c->interval_ns < US_NS_PER_SEC) {
+		us_conf_errorf(doc, us_conf_get(root, "interval"), err, errlen, "must be at least 1s");
+		goto cleanup;
+	}
+	if (c->heartbeat_ns < 100 * US_NS_PER_MS) {
+		us_conf_errorf(doc, us_conf_get(root, "heartbeat"), err, errlen, "must be at least 100ms");
+		goto cleanup;
+	}
+	if (level[0] && us_log_parse_level(level, &c->log_level) < 0) {
+		us_conf_errorf(doc, us_conf_get(root, "log_level"), err, errlen,
+			       "expected debug, info, warn or error, got '%s'", level);
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	us_conf_free(doc);
+	return rc;
+}

@@ -1,0 +1,49 @@
+/* The agent's configuration file (/etc/understudy/agent.yaml): identity,
+ * coordinator, spool, intervals and the workloads it observes. */
+#ifndef US_AGENT_CONFIG_H
+#define US_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "log.h"
+
+#define US_PATH_MAX 4096
+#define US_MAX_WORKLOADS 64
+#define US_MAX_PORTS 16
+#define US_MAX_LABELS 16
+
+struct us_workload_config {
+	char name[128];
+	int role;                    /* UNDERSTUDY__ROLE__PRODUCTION or __SHADOW */
+	char cgroup[US_PATH_MAX];    /* cgroup v2 directory */
+	uint32_t ports[US_MAX_PORTS];
+	size_t nports;
+	char label_keys[US_MAX_LABELS][64];
+	char label_values[US_MAX_LABELS][128];
+	size_t nlabels;
+};
+
+struct us_agent_config {
+	char agent_id[US_AGENT_ID_MAX + 1];
+	char key[US_PATH_MAX];
+	char endpoint[256];
+	char coordinator_key[US_PATH_MAX];
+	char spool_dir[US_PATH_MAX];
+	uint64_t spool_max_bytes;
+	uint64_t interval_ns;
+	uint64_t heartbeat_ns;
+	uint64_t ack_timeout_ns;
+	uint32_t window;
+	uint64_t window_bytes;
+	enum us_log_level log_level;
+	struct us_workload_config workloads[US_MAX_WORKLOADS];
+	size_t nworkloads;
+};
+
+void us_agent_config_defaults(struct us_agent_config *c);
+int us_agent_config_load(const char *path, struct us_agent_config *c, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,266 @@
+/* understudy-agent: observes the configured workloads each interval and
+ * delivers the figures to the coordinator through the spool and sender. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "agent_config.h"
+#include "batch.h"
+#include "bpf_env.h"
+#include "clock.h"
+#include "hello.h"
+#include "keys.h"
+#include "log.h"
+#include "sched_collector.h"
+#include "sender.h"
+#include "spool.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct workload_figures {
+	bool seen;
+	struct us_sched_cgroup_stats sched;
+};
+
+struct agent {
+	struct us_agent_config cfg;
+	struct us_spool *spool;
+	struct us_sender *sender;
+	struct us_sched *sched;
+	uint64_t cgroup_ids[US_MAX_WORKLOADS];
+	struct workload_figures figures[US_MAX_WORKLOADS];
+	uint64_t interval_start_ns;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: understudy-agent [--config FILE] [--log-level LEVEL]\n"
+		"\n"
+		"Measures the configured workloads with eBPF and sends the figures to the\n"
+		"understudy coordinator over ZeroMQ (CURVE), through an on-disk spool.\n"
+		"\n"
+		"  -c, --config FILE     configuration (default /etc/understudy/agent.yaml)\n"
+		"  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
+		"  -V, --version         print the version\n"
+		"  -h, --help            this help\n");
+}
+
+/* Resolves and tracks the cgroups not yet known; true if any became known,
+ * so the caller re-announces the workloads. */
+static bool resolve_cgroups(struct agent *ag)
+{
+	bool changed = false;
+	char err[512];
+
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		const struct us_workload_config *w = &ag->cfg.workloads[i];
+		uint64_t id;
+
+		if (ag->cgroup_ids[i])
+			continue;
+		if (us_bpf_env_cgroup_id(w->cgroup, &id, err, sizeof(err)) < 0) {
+			us_debug("workload %s: %s", w->name, err);
+			continue;
+		}
+		ag->cgroup_ids[i] = id;
+		changed = true;
+		us_info("workload %s: cgroup %s (id %llu)", w->name, w->cgroup,
+			(unsigned long long)id);
+		if (ag->sched && us_sched_track(ag->sched, id) < 0)
+			us_warn("workload %s: cannot track run-queue latency", w->name);
+	}
+	return changed;
+}
+
+static int take_sched(void *ctx, const struct us_sched_cgroup_stats *st)
+{
+	struct agent *ag = ctx;
+
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		if (ag->cgroup_ids[i] != st->cgroup_id)
+			continue;
+		ag->figures[i].seen = true;
+		ag->figures[i].sched = *st;
+	}
+	return 0;
+}
+
+static void submit_interval(struct agent *ag, uint64_t end_ns)
+{
+	char err[512];
+
+	memset(ag->figures, 0, sizeof(ag->figures));
+	if (ag->sched && us_sched_drain(ag->sched, take_sched, ag) < 0)
+		us_warn("sched collector: drain failed");
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		const struct us_workload_config *w = &ag->cfg.workloads[i];
+		Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+		struct us_batch *b = malloc(sizeof(*b));
+
+		if (!b)
+			return;
+		us_batch_init(b, w->name, w->role, ag->interval_start_ns, end_ns);
+		if (ag->figures[i].seen) {
+			us_batch_add_hist(b, "runq_latency", "ns", &ag->figures[i].sched.runq_latency_ns);
+			us_batch_add_hist(b, "oncpu_slice", "ns", &ag->figures[i].sched.oncpu_slice_ns);
+			us_batch_add_counter(b, "oncpu_time", "ns", ag->figures[i].sched.oncpu_ns);
+		}
+		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
+		env.metric_batch = &b->mb;
+		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
+			us_warn("workload %s: %s", w->name, err);
+		us_batch_free(b);
+		free(b);
+	}
+	ag->interval_start_ns = end_ns;
+}
+
+static void open_sched(struct agent *ag)
+{
+	struct us_sched_opts opts = { 0 };
+	char err[512];
+
+	if (ag->cfg.nworkloads == 0)
+		return;
+	if (us_bpf_env_prepare(us_log_enabled(US_LOG_DEBUG), err, sizeof(err)) < 0 ||
+	    us_sched_open(&opts, &ag->sched, err, sizeof(err)) < 0) {
+		us_warn("run-queue latency unavailable: %s", err);
+		ag->sched = NULL;
+		return;
+	}
+	us_info("sched collector attached (%s)", us_sched_attach_mode(ag->sched));
+}
+
+static int open_transport(struct agent *ag, void *zctx)
+{
+	struct us_sender_config scfg = {
+		.agent_id = ag->cfg.agent_id,
+		.endpoint = ag->cfg.endpoint,
+		.window = ag->cfg.window,
+		.window_bytes = ag->cfg.window_bytes,
+		.ack_timeout_ns = ag->cfg.ack_timeout_ns,
+		.heartbeat_interval_ns = ag->cfg.heartbeat_ns,
+	};
+	char err[1024];
+
+	if (us_keys_load_pair(ag->cfg.key, &scfg.keys, err, sizeof(err)) < 0 ||
+	    us_keys_load_public(ag->cfg.coordinator_key, scfg.server_public_key, err, sizeof(err)) < 0) {
+		us_error("%s", err);
+		return -1;
+	}
+	ag->spool = us_spool_open(ag->cfg.spool_dir, ag->cfg.spool_max_bytes, err, sizeof(err));
+	if (!ag->spool) {
+		us_error("%s", err);
+		return -1;
+	}
+	ag->sender = us_sender_open(zctx, &scfg, ag->spool, err, sizeof(err));
+	if (!ag->sender) {
+		us_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int run(struct agent *ag)
+{
+	void *zctx = zmq_ctx_new();
+	char err[512];
+	uint64_t next_interval;
+	int rc = 1;
+
+	if (open_transport(ag, zctx) < 0)
+		goto cleanup;
+	open_sched(ag);
+	resolve_cgroups(ag);
+	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
+		us_warn("hello: %s", err);
+	us_info("understudy-agent %s as '%s' -> %s, %zu workloads, interval %llu ms",
+		US_VERSION, ag->cfg.agent_id, ag->cfg.endpoint, ag->cfg.nworkloads,
+		(unsigned long long)(ag->cfg.interval_ns / US_NS_PER_MS));
+	ag->interval_start_ns = us_now_ns();
+	next_interval = us_mono_ns() + ag->cfg.interval_ns;
+	while (!stop_requested) {
+		uint64_t now = us_mono_ns();
+
+		if (now >= next_interval) {
+			next_interval += ag->cfg.interval_ns;
+			if (resolve_cgroups(ag) &&
+			    us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
+				us_warn("hello: %s", err);
+			submit_interval(ag, us_now_ns());
+			continue;
+		}
+		if (us_sender_run(ag->sender, (int)((next_interval - now) / US_NS_PER_MS) + 1) < 0)
+			break;
+	}
+	/* give the coordinator a moment to ack what is in flight; the rest
+	 * stays in the spool for the next start */
+	us_sender_drain(ag->sender, 2000);
+	rc = 0;
+cleanup:
+	us_sender_close(ag->sender);
+	us_spool_close(ag->spool);
+	us_sched_destroy(ag->sched);
+	zmq_ctx_term(zctx);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config_path = "/etc/understudy/agent.yaml";
+	const char *level = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct agent *ag = calloc(1, sizeof(*ag));
+	char err[1024];
+	int c, rc;
+
+	if (!ag)
+		return 1;
+	while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'l': level = optarg; break;
+		case 'V': printf("understudy-agent %s\n", US_VERSION); free(ag); return 0;
+		case 'h': usage(stdout); free(ag); return 0;
+		default: usage(stderr); free(ag); return 2;
+		}
+	}
+	us_agent_config_defaults(&ag->cfg);
+	if (optind != argc || us_agent_config_load(config_path, &ag->cfg, err, sizeof(err)) < 0) {
+		if (optind != argc)
+			usage(stderr);
+		else
+			fprintf(stderr, "understudy-agent: %s\n", err);
+		free(ag);
+		return 2;
+	}
+	if (level && us_log_parse_level(level, &ag->cfg.log_level) < 0) {
+		fprintf(stderr, "understudy-agent: --log-level: expected debug, info, warn or error\n");
+		free(ag);
+		return 2;
+	}
+	us_log_set_level(ag->cfg.log_level);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = run(ag);
+	free(ag);
+	return rc;
+}

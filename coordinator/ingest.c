@@ -1,0 +1,418 @@
+/* ROUTER receive loop, batched durable writes, acks after commit. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "envelope.h"
+#include "log.h"
+
+#define ROUTING_ID_MAX 255
+#define AGENT_BUCKETS 1024
+
+struct agent {
+	struct agent *next;
+	char name[US_AGENT_ID_MAX + 1];
+	int64_t store_id;
+	uint64_t last_seen_mono_ns;
+	int stale;
+	struct us_ratelimit bad_input_log;
+};
+
+struct pending_ack {
+	uint8_t routing_id[ROUTING_ID_MAX];
+	uint8_t routing_len;
+	struct agent *agent;
+	uint64_t seq;
+	uint64_t received_mono_ns;
+};
+
+struct us_ingest {
+	struct us_ingest_config cfg;
+	struct us_store *store;
+	struct us_auth *auth;
+	void *sock;
+	struct agent *agents[AGENT_BUCKETS];
+	struct pending_ack *pending;
+	uint32_t npending;
+	uint64_t batch_stored, batch_duplicates;
+	int in_txn;
+	uint64_t next_housekeeping_ns;
+	struct us_buf scratch;
+	struct us_buf ack_frame;
+	struct us_ingest_stats stats;
+	struct us_ratelimit anon_log;
+};
+
+static uint32_t hash_name(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h % AGENT_BUCKETS;
+}
+
+static struct agent *find_agent(struct us_ingest *in, const char *name)
+{
+	for (struct agent *a = in->agents[hash_name(name)]; a; a = a->next)
+		if (strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+static struct agent *get_agent(struct us_ingest *in, const char *name)
+{
+	struct agent *a = find_agent(in, name);
+	uint32_t h;
+
+	if (a)
+		return a;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->store_id = -1;
+	h = hash_name(name);
+	a->next = in->agents[h];
+	in->agents[h] = a;
+	return a;
+}
+
+struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *cfg,
+				 struct us_store *store, struct us_auth *auth,
+				 char *err, size_t errlen)
+{
+	struct us_ingest *in = calloc(1, sizeof(*in));
+	int one = 1, linger = 0, hwm = 100000;
+	int64_t maxmsg = 2 * (int64_t)(US_FRAME_MAX + US_FRAME_HDR);
+
+	if (!in)
+		goto oom;
+	in->cfg = *cfg;
+	in->store = store;
+	in->auth = auth;
+	in->pending = calloc(cfg->batch_max, sizeof(*in->pending));
+	if (!in->pending)
+		goto oom;
+	in->sock = zmq_socket(zmq_ctx, ZMQ_ROUTER);
+	/* zmq drops a peer's connection beyond maxmsg; between US_FRAME_MAX and
+	 * it we take the frame and refuse it ourselves, so it is counted */
+	if (!in->sock ||
+	    zmq_setsockopt(in->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
+	    zmq_setsockopt(in->sock, ZMQ_CURVE_SECRETKEY, cfg->keys.secret_key, US_Z85_KEY_LEN) ||
+	    zmq_setsockopt(in->sock, ZMQ_ZAP_DOMAIN, "understudy", 10) ||
+	    zmq_setsockopt(in->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) ||
+	    zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(in->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(in->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm))) {
+		snprintf(err, errlen, "ROUTER socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	if (zmq_bind(in->sock, cfg->listen) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+			 zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	in->next_housekeeping_ns = us_mono_ns() + US_NS_PER_SEC;
+	return in;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	us_ingest_close(in);
+	return NULL;
+}
+
+void us_ingest_close(struct us_ingest *in)
+{
+	if (!in)
+		return;
+	if (in->sock)
+		zmq_close(in->sock);
+	for (int i = 0; i < AGENT_BUCKETS; i++) {
+		struct agent *a = in->agents[i];
+
+		while (a) {
+			struct agent *next = a->next;
+
+			free(a);
+			a = next;
+		}
+	}
+	us_buf_free(&in->scratch);
+	us_buf_free(&in->ack_frame);
+	free(in->pending);
+	free(in);
+}
+
+/* Logs bad input once a minute per agent (or per unauthenticated peer). */
+static void log_refusal(struct us_ingest *in, struct agent *a, const char *user,
+			const char *what, const char *detail)
+{
+	struct us_ratelimit *rl = a ? &a->bad_input_log : &in->anon_log;
+	uint64_t suppressed;
+
+	if (us_ratelimit_allow(rl, 60 * US_NS_PER_SEC, &suppressed))
+		us_warn("refused envelope from agent %s: %s: %s (%llu similar refusals folded)",
+			user, what, detail, (unsigned long long)suppressed);
+}
+
+static int ensure_txn(struct us_ingest *in)
+{
+	char err[512];
+
+	if (in->in_txn)
+		return 0;
+	if (us_store_begin(in->store, err, sizeof(err)) < 0) {
+		us_error("%s", err);
+		return -1;
+	}
+	in->in_txn = 1;
+	return 0;
+}
+
+static void mark_seen(struct us_ingest *in, struct agent *a)
+{
+	a->last_seen_mono_ns = us_mono_ns();
+	if (a->stale) {
+		a->stale = 0;
+		us_info("agent %s is back", a->name);
+		us_store_set_agent_state(in->store, a->store_id, "live", us_now_ns());
+	}
+}
+
+static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *user,
+			    const uint8_t *frame, size_t len)
+{
+	Understudy__Envelope *env;
+	enum us_frame_err why;
+	struct agent *a = get_agent(in, user);
+	struct pending_ack *p;
+	char err[512];
+	uint64_t now_us = us_now_ns() / 1000;
+
+	env = us_envelope_decode(frame, len, &in->scratch, &why, err, sizeof(err));
+	if (!env) {
+		in->stats.refused[why]++;
+		log_refusal(in, a, user, us_frame_err_name(why), err);
+		return;
+	}
+	if (strcmp(env->agent_id, user) != 0) {
+		in->stats.refused_identity++;
+		snprintf(err, sizeof(err), "envelope claims agent '%.128s' but the key is '%s'",
+			 env->agent_id, user);
+		log_refusal(in, a, user, "identity mismatch", err);
+		goto cleanup;
+	}
+	if (env->seq > now_us + in->cfg.future_slack_ns / 1000) {
+		in->stats.refused_future_seq++;
+		snprintf(err, sizeof(err), "seq %llu is ahead of the clock (%llu us)",
+			 (unsigned long long)env->seq, (unsigned long long)now_us);
+		log_refusal(in, a, user, "seq from the future", err);
+		goto cleanup;
+	}
+	if (!a || ensure_txn(in) < 0)
+		goto cleanup;
+	if (a->store_id < 0 &&
+	    us_store_agent_id(in->store, a->name, NULL, &a->store_id, err, sizeof(err)) < 0) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	switch (us_store_put_envelope(in->store, a->store_id, env, frame, len, us_now_ns(),
+				      err, sizeof(err))) {
+	case US_STORE_NEW:
+		in->batch_stored++;
+		break;
+	case US_STORE_DUPLICATE:
+		in->batch_duplicates++;
+		break;
+	case US_STORE_ERROR:
+		in->stats.store_errors++;
+		us_error("%s", err);
+		goto cleanup;
+	}
+	mark_seen(in, a);
+	p = &in->pending[in->npending++];
+	p->routing_len = (uint8_t)zmq_msg_size(rid);
+	memcpy(p->routing_id, zmq_msg_data(rid), p->routing_len);
+	p->agent = a;
+	p->seq = env->seq;
+	p->received_mono_ns = us_mono_ns();
+cleanup:
+	us_envelope_free(env);
+}
+
+/* Reads one message: [routing id][frame]; anything else is garbage. */
+static int receive_one(struct us_ingest *in)
+{
+	zmq_msg_t rid, body;
+	const char *user;
+	int rc = 0;
+
+	zmq_msg_init(&rid);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&rid, in->sock, ZMQ_DONTWAIT) < 0) {
+		rc = -1;
+		goto cleanup;
+	}
+	in->stats.received++;
+	if (!zmq_msg_more(&rid) || zmq_msg_recv(&body, in->sock, 0) < 0) {
+		in->stats.refused[US_FRAME_ERR_GARBAGE]++;
+		goto cleanup;
+	}
+	if (zmq_msg_more(&body) || zmq_msg_size(&rid) > ROUTING_ID_MAX) {
+		zmq_msg_t extra;
+
+		in->stats.refused[US_FRAME_ERR_GARBAGE]++;
+		while (zmq_msg_more(&body)) {
+			zmq_msg_init(&extra);
+			zmq_msg_recv(&extra, in->sock, 0);
+			zmq_msg_close(&body);
+			body = extra;
+		}
+		goto cleanup;
+	}
+	user = zmq_msg_gets(&body, "User-Id");
+	if (!user || !*user) {
+		in->stats.refused[US_FRAME_ERR_GARBAGE]++;
+		log_refusal(in, NULL, "?", "unauthenticated", "no CURVE user id");
+		goto cleanup;
+	}
+	accept_envelope(in, &rid, user, zmq_msg_data(&body), zmq_msg_size(&body));
+cleanup:
+	zmq_msg_close(&rid);
+	zmq_msg_close(&body);
+	return rc;
+}
+
+static void save_self_metrics(struct us_ingest *in)
+{
+	const struct us_ingest_stats *s = &in->stats;
+
+	us_store_put_self_metric(in->store, "envelopes_received", s->received);
+	us_store_put_self_metric(in->store, "envelopes_stored", s->stored);
+	us_store_put_self_metric(in->store, "envelopes_duplicate", s->duplicates);
+	for (int i = 1; i < US_FRAME_ERR_COUNT; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "refused_%s", us_frame_err_name((enum us_frame_err)i));
+		us_store_put_self_metric(in->store, name, s->refused[i]);
+	}
+	us_store_put_self_metric(in->store, "refused_future_seq", s->refused_future_seq);
+	us_store_put_self_metric(in->store, "refused_identity", s->refused_identity);
+	us_store_put_self_metric(in->store, "refused_auth", us_auth_refused(in->auth));
+	us_store_put_self_metric(in->store, "store_errors", s->store_errors);
+	us_store_put_self_metric(in->store, "acks_sent", s->acks_sent);
+	us_store_put_self_metric(in->store, "agents_stale", s->agents_stale);
+	us_store_put_self_metric(in->store, "ack_latency_p99_ns",
+				 (uint64_t)us_hist_quantile(&s->ack_latency_ns, 0.99));
+}
+
+static void send_acks(struct us_ingest *in)
+{
+	uint64_t now = us_mono_ns();
+
+	for (uint32_t i = 0; i < in->npending; i++) {
+		struct pending_ack *p = &in->pending[i];
+
+		if (us_ack_encode(p->agent->name, p->seq, &in->ack_frame) < 0)
+			continue;
+		/* a peer gone since is fine: it resends and we de-duplicate */
+		if (zmq_send(in->sock, p->routing_id, p->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+		    zmq_send(in->sock, in->ack_frame.data, in->ack_frame.len, ZMQ_DONTWAIT) < 0)
+			continue;
+		in->stats.acks_sent++;
+		us_hist_record(&in->stats.ack_latency_ns, now - p->received_mono_ns);
+	}
+	in->npending = 0;
+}
+
+static void commit_batch(struct us_ingest *in)
+{
+	char err[512];
+
+	if (!in->in_txn)
+		return;
+	in->in_txn = 0;
+	if (us_store_commit(in->store, err, sizeof(err)) < 0) {
+		/* nothing of this batch is acked: the agents keep and resend it */
+		us_error("%s; %u envelopes not acked, agents will resend", err, in->npending);
+		us_store_rollback(in->store);
+		in->stats.store_errors++;
+		in->npending = 0;
+		in->batch_stored = in->batch_duplicates = 0;
+		return;
+	}
+	in->stats.commits++;
+	in->stats.stored += in->batch_stored;
+	in->stats.duplicates += in->batch_duplicates;
+	in->batch_stored = in->batch_duplicates = 0;
+	send_acks(in);
+}
+
+static void check_stale(struct us_ingest *in)
+{
+	uint64_t now = us_mono_ns();
+
+	for (int i = 0; i < AGENT_BUCKETS; i++) {
+		for (struct agent *a = in->agents[i]; a; a = a->next) {
+			if (a->stale || a->store_id < 0 ||
+			    now - a->last_seen_mono_ns < in->cfg.heartbeat_timeout_ns)
+				continue;
+			a->stale = 1;
+			in->stats.agents_stale++;
+			us_warn("agent %s is stale: nothing for %llu s", a->name,
+				(unsigned long long)((now - a->last_seen_mono_ns) / US_NS_PER_SEC));
+			if (ensure_txn(in) == 0)
+				us_store_set_agent_state(in->store, a->store_id, "stale", 0);
+		}
+	}
+}
+
+static void housekeeping(struct us_ingest *in)
+{
+	uint64_t now = us_mono_ns();
+
+	if (now < in->next_housekeeping_ns)
+		return;
+	in->next_housekeeping_ns = now + US_NS_PER_SEC;
+	check_stale(in);
+	if (ensure_txn(in) == 0)
+		save_self_metrics(in);
+}
+
+int us_ingest_run(struct us_ingest *in, int timeout_ms)
+{
+	zmq_pollitem_t items[2] = {
+		{ .socket = in->sock, .events = ZMQ_POLLIN },
+		{ .socket = us_auth_socket(in->auth), .events = ZMQ_POLLIN },
+	};
+
+	if (zmq_poll(items, 2, timeout_ms) < 0)
+		return zmq_errno() == EINTR ? 0 : -1;
+	if (items[1].revents & ZMQ_POLLIN)
+		us_auth_handle(in->auth);
+	/* take what is queued, up to a batch, then make it durable and ack:
+	 * at low rates each envelope commits alone, at high rates they share */
+	while (in->npending < in->cfg.batch_max && receive_one(in) == 0)
+		;
+	housekeeping(in);
+	commit_batch(in);
+	return 0;
+}
+
+void us_ingest_flush(struct us_ingest *in)
+{
+	if (ensure_txn(in) == 0)
+		save_self_metrics(in);
+	commit_batch(in);
+}
+
+const struct us_ingest_stats *us_ingest_get_stats(const struct us_ingest *in)
+{
+	return &in->stats;
+}

@@ -1,0 +1,151 @@
+/* understudy-coordinator: loads the config, opens the store, authenticates
+ * agents and runs the ingest loop until SIGINT/SIGTERM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "coord_config.h"
+#include "ingest.h"
+#include "keys.h"
+#include "log.h"
+#include "store.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: understudy-coordinator [--config FILE] [--log-level LEVEL]\n"
+		"\n"
+		"Receives telemetry from understudy agents over ZeroMQ (CURVE), stores it\n"
+		"in SQLite under the data directory and acks each envelope once durable.\n"
+		"\n"
+		"  -c, --config FILE     configuration (default /etc/understudy/coordinator.yaml)\n"
+		"  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
+		"  -V, --version         print the version\n"
+		"  -h, --help            this help\n");
+}
+
+static int run(const struct us_coord_config *cfg)
+{
+	struct us_ingest_config icfg = {
+		.listen = cfg->listen,
+		.heartbeat_timeout_ns = cfg->heartbeat_timeout_ns,
+		.batch_max = cfg->batch_max,
+		.future_slack_ns = 86400 * US_NS_PER_SEC,
+	};
+	struct us_store_options sopt = { .synchronous_full = cfg->store_sync_full };
+	struct us_store *store = NULL;
+	struct us_auth *auth = NULL;
+	struct us_ingest *ingest = NULL;
+	void *ctx = NULL;
+	char err[1024], db_path[US_PATH_MAX + 32];
+	int rc = 1;
+
+	if (us_keys_load_pair(cfg->secret_key, &icfg.keys, err, sizeof(err)) < 0) {
+		us_error("coordinator key: %s (create one with: understudy keygen --out DIR coordinator)", err);
+		goto cleanup;
+	}
+	if (mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST) {
+		us_error("data directory %s: %s", cfg->data_dir, strerror(errno));
+		goto cleanup;
+	}
+	snprintf(db_path, sizeof(db_path), "%s/understudy.db", cfg->data_dir);
+	store = us_store_open(db_path, &sopt, err, sizeof(err));
+	if (!store) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	ctx = zmq_ctx_new();
+	auth = us_auth_open(ctx, cfg->agents_dir, err, sizeof(err));
+	if (!auth) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	ingest = us_ingest_open(ctx, &icfg, store, auth, err, sizeof(err));
+	if (!ingest) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	us_info("understudy-coordinator %s listening on %s, store %s, %zu agent keys in %s",
+		US_VERSION, cfg->listen, db_path, us_auth_key_count(auth), cfg->agents_dir);
+	while (!stop_requested)
+		if (us_ingest_run(ingest, 100) < 0 && !stop_requested) {
+			us_error("ingest loop: %s", zmq_strerror(zmq_errno()));
+			goto cleanup;
+		}
+	us_ingest_flush(ingest);
+	{
+		const struct us_ingest_stats *s = us_ingest_get_stats(ingest);
+
+		us_info("stopping: %llu envelopes received, %llu stored, %llu duplicates",
+			(unsigned long long)s->received, (unsigned long long)s->stored,
+			(unsigned long long)s->duplicates);
+	}
+	rc = 0;
+cleanup:
+	us_ingest_close(ingest);
+	us_auth_close(auth);
+	if (ctx)
+		zmq_ctx_term(ctx);
+	us_store_close(store);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config_path = "/etc/understudy/coordinator.yaml";
+	const char *level = NULL;
+	struct us_coord_config cfg;
+	struct sigaction sa = { .sa_handler = on_signal };
+	char err[1024];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'l': level = optarg; break;
+		case 'V': printf("understudy-coordinator %s\n", US_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	us_coord_config_defaults(&cfg);
+	if (us_coord_config_load(config_path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "understudy-coordinator: %s\n", err);
+		return 2;
+	}
+	if (level && us_log_parse_level(level, &cfg.log_level) < 0) {
+		fprintf(stderr, "understudy-coordinator: --log-level: expected debug, info, warn or error\n");
+		return 2;
+	}
+	us_log_set_level(cfg.log_level);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return run(&cfg);
+}

@@ -1,0 +1,377 @@
+/* SQLite store: schema migrations, exactly-once envelope insert, derived rows. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "clock.h"
+
+/* Migration N takes a database from user_version N-1 to N. Append only:
+ * a shipped migration is never edited. */
+static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
+	[1] =
+	"CREATE TABLE agents("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  public_key TEXT,"
+	"  hostname TEXT, kernel_release TEXT, agent_version TEXT, boot_id TEXT,"
+	"  first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'live',"
+	"  spool_dropped_total INTEGER NOT NULL DEFAULT 0,"
+	"  last_heartbeat_ns INTEGER);"
+	"CREATE TABLE workloads("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+	"  name TEXT NOT NULL, role INTEGER NOT NULL,"
+	"  cgroup_id INTEGER, cgroup_path TEXT, ports TEXT, labels TEXT,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  UNIQUE(agent_id, name));"
+	"CREATE TABLE envelopes("
+	"  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+	"  seq INTEGER NOT NULL,"
+	"  kind INTEGER NOT NULL,"
+	"  sent_ns INTEGER NOT NULL, received_ns INTEGER NOT NULL,"
+	"  frame BLOB NOT NULL,"
+	"  UNIQUE(agent_id, seq));"
+	"CREATE TABLE metric_batches("
+	"  agent_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	"  workload TEXT NOT NULL, role INTEGER NOT NULL,"
+	"  start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+	"  histograms INTEGER NOT NULL,"
+	"  PRIMARY KEY(agent_id, seq)) WITHOUT ROWID;"
+	"CREATE INDEX metric_batches_by_workload ON metric_batches(workload, role, start_ns);"
+	"CREATE TABLE self_metrics(name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+};
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_AGENT_FIND, ST_AGENT_ADD,
+	ST_ENV_PUT, ST_HELLO, ST_WORKLOAD_PUT, ST_HEARTBEAT, ST_BATCH_PUT,
+	ST_AGENT_STATE, ST_SELF_METRIC,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_AGENT_FIND] = "SELECT id FROM agents WHERE name = ?",
+	[ST_AGENT_ADD] = "INSERT INTO agents(name, public_key, first_seen_ns, last_seen_ns) "
+			 "VALUES (?, ?, ?, ?)",
+	[ST_ENV_PUT] = "INSERT INTO envelopes(agent_id, seq, kind, sent_ns, received_ns, frame) "
+		       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+	[ST_HELLO] = "UPDATE agents SET hostname = ?, kernel_release = ?, agent_version = ?, "
+		     "boot_id = ? WHERE id = ?",
+	[ST_WORKLOAD_PUT] = "INSERT INTO workloads(agent_id, name, role, cgroup_id, cgroup_path, "
+			    "ports, labels, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+			    "ON CONFLICT(agent_id, name) DO UPDATE SET role = excluded.role, "
+			    "cgroup_id = excluded.cgroup_id, cgroup_path = excluded.cgroup_path, "
+			    "ports = excluded.ports, labels = excluded.labels, "
+			    "updated_ns = excluded.updated_ns",
+	[ST_HEARTBEAT] = "UPDATE agents SET last_heartbeat_ns = ?, "
+			 "spool_dropped_total = max(spool_dropped_total, ?) WHERE id = ?",
+	[ST_BATCH_PUT] = "INSERT INTO metric_batches(agent_id, seq, workload, role, start_ns, "
+			 "end_ns, histograms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[ST_AGENT_STATE] = "UPDATE agents SET state = ?, last_seen_ns = max(last_seen_ns, ?) "
+			   "WHERE id = ?",
+	[ST_SELF_METRIC] = "INSERT INTO self_metrics(name, value) VALUES (?, ?) "
+			   "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+};
+
+struct us_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	char path[4096];
+};
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int migrate(struct us_store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = NULL;
+	char *msg = NULL;
+	int version = 0;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_step(q) != SQLITE_ROW) {
+		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+		sqlite3_finalize(q);
+		return -1;
+	}
+	version = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	if (version > US_STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: store schema version %d is newer than this coordinator's "
+			 "(%d); run a coordinator at least as new as the one that wrote it",
+			 st->path, version, US_STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	for (int v = version + 1; v <= US_STORE_SCHEMA_VERSION; v++) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+		if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(st->db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: migration to schema %d failed: %s", st->path, v,
+				 msg ? msg : sqlite3_errmsg(st->db));
+			sqlite3_free(msg);
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct us_store *us_store_open(const char *path, const struct us_store_options *opt,
+			       char *err, size_t errlen)
+{
+	struct us_store *st = calloc(1, sizeof(*st));
+	char *msg = NULL;
+	char pragmas[256];
+
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(st->path, sizeof(st->path), "%s", path);
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "store %s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+		 "PRAGMA cache_size=-65536;",
+		 opt->synchronous_full ? "FULL" : "NORMAL");
+	if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "store %s: %s", path, msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		goto fail;
+	}
+	if (migrate(st, err, errlen) < 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &st->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "store %s: %s", path, sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	return st;
+fail:
+	us_store_close(st);
+	return NULL;
+}
+
+void us_store_close(struct us_store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(st->st[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int us_store_begin(struct us_store *st, char *err, size_t errlen)
+{
+	if (step_done(st->st[ST_BEGIN]) < 0) {
+		snprintf(err, errlen, "store begin: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+int us_store_commit(struct us_store *st, char *err, size_t errlen)
+{
+	if (step_done(st->st[ST_COMMIT]) < 0) {
+		snprintf(err, errlen, "store commit (%s): %s", st->path, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+void us_store_rollback(struct us_store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		step_done(st->st[ST_ROLLBACK]);
+}
+
+int us_store_agent_id(struct us_store *st, const char *name, const char *public_key,
+		      int64_t *id, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = st->st[ST_AGENT_FIND];
+	sqlite3_stmt *add = st->st[ST_AGENT_ADD];
+	sqlite3_int64 now = (sqlite3_int64)us_now_ns();
+
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(q, 0);
+		step_done(q);
+		return 0;
+	}
+	step_done(q);
+	sqlite3_bind_text(add, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(add, 2, public_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(add, 3, now);
+	sqlite3_bind_int64(add, 4, now);
+	if (step_done(add) < 0) {
+		snprintf(err, errlen, "store: adding agent %s: %s", name, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	*id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static char *join_ports(const Understudy__Workload *w)
+{
+	size_t cap = w->n_ports * 12 + 1;
+	char *s = malloc(cap);
+	size_t len = 0;
+
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (size_t i = 0; i < w->n_ports; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%u", i ? "," : "", w->ports[i]);
+	return s;
+}
+
+static char *join_labels(const Understudy__Workload *w)
+{
+	size_t cap = 1;
+	char *s;
+	size_t len = 0;
+
+	for (size_t i = 0; i < w->n_labels; i++)
+		cap += strlen(w->labels[i]->key) + strlen(w->labels[i]->value) + 2;
+	s = malloc(cap);
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (size_t i = 0; i < w->n_labels; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%s=%s", i ? "," : "",
+					w->labels[i]->key, w->labels[i]->value);
+	return s;
+}
+
+static int put_hello(struct us_store *st, int64_t agent, const Understudy__Hello *h,
+		     uint64_t now)
+{
+	sqlite3_stmt *q = st->st[ST_HELLO];
+	sqlite3_stmt *w = st->st[ST_WORKLOAD_PUT];
+
+	sqlite3_bind_text(q, 1, h->hostname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, h->kernel_release, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, h->agent_version, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, h->boot_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, agent);
+	if (step_done(q) < 0)
+		return -1;
+	for (size_t i = 0; i < h->n_workloads; i++) {
+		const Understudy__Workload *wl = h->workloads[i];
+		char *ports = join_ports(wl), *labels = join_labels(wl);
+		int rc;
+
+		sqlite3_bind_int64(w, 1, agent);
+		sqlite3_bind_text(w, 2, wl->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(w, 3, wl->role);
+		sqlite3_bind_int64(w, 4, (sqlite3_int64)wl->cgroup_id);
+		sqlite3_bind_text(w, 5, wl->cgroup_path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w, 6, ports, -1, SQLITE_STATIC);
+		sqlite3_bind_text(w, 7, labels, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(w, 8, (sqlite3_int64)now);
+		rc = ports && labels ? step_done(w) : -1;
+		free(ports);
+		free(labels);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int put_derived(struct us_store *st, int64_t agent, const Understudy__Envelope *env,
+		       uint64_t now)
+{
+	sqlite3_stmt *q;
+
+	switch (env->body_case) {
+	case UNDERSTUDY__ENVELOPE__BODY_HELLO:
+		return put_hello(st, agent, env->hello, now);
+	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
+		q = st->st[ST_HEARTBEAT];
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+		sqlite3_bind_int64(q, 2, (sqlite3_int64)env->heartbeat->spool_dropped_total);
+		sqlite3_bind_int64(q, 3, agent);
+		return step_done(q);
+	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
+		q = st->st[ST_BATCH_PUT];
+		sqlite3_bind_int64(q, 1, agent);
+		sqlite3_bind_int64(q, 2, (sqlite3_int64)env->seq);
+		sqlite3_bind_text(q, 3, env->metric_batch->workload, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 4, env->metric_batch->role);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)env->metric_batch->interval_start_ns);
+		sqlite3_bind_int64(q, 6, (sqlite3_int64)env->metric_batch->interval_end_ns);
+		sqlite3_bind_int64(q, 7, (sqlite3_int64)env->metric_batch->n_histograms);
+		return step_done(q);
+	default:
+		return 0;
+	}
+}
+
+enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
+					const Understudy__Envelope *env,
+					const uint8_t *frame, size_t frame_len,
+					uint64_t received_ns, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = st->st[ST_ENV_PUT];
+
+	sqlite3_bind_int64(q, 1, agent);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)env->seq);
+	sqlite3_bind_int(q, 3, (int)env->body_case);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)env->sent_unix_ns);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)received_ns);
+	sqlite3_bind_blob(q, 6, frame, (int)frame_len, SQLITE_STATIC);
+	if (step_done(q) < 0)
+		goto fail;
+	if (sqlite3_changes(st->db) == 0)
+		return US_STORE_DUPLICATE;
+	if (put_derived(st, agent, env, received_ns) < 0)
+		goto fail;
+	return US_STORE_NEW;
+fail:
+	snprintf(err, errlen, "store: envelope %s/%llu: %s", env->agent_id,
+		 (unsigned long long)env->seq, sqlite3_errmsg(st->db));
+	return US_STORE_ERROR;
+}
+
+int us_store_set_agent_state(struct us_store *st, int64_t agent, const char *state,
+			     uint64_t last_seen_ns)
+{
+	sqlite3_stmt *q = st->st[ST_AGENT_STATE];
+
+	sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)last_seen_ns);
+	sqlite3_bind_int64(q, 3, agent);
+	return step_done(q);
+}
+
+int us_store_put_self_metric(struct us_store *st, const char *name, uint64_t value)
+{
+	sqlite3_stmt *q = st->st[ST_SELF_METRIC];
+
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)value);
+	return step_done(q);
+}

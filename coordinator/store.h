@@ -1,0 +1,52 @@
+/* The coordinator's store: a SQLite database (WAL) under the data directory.
+ * Owns the schema and its versioned migrations, the exactly-once insert of
+ * envelopes keyed by (agent, seq), and the tables derived from them (agents,
+ * workloads, metric batches) plus the coordinator's self-metrics. Callers
+ * group inserts in a transaction and ack only after us_store_commit. */
+#ifndef US_STORE_H
+#define US_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "understudy.pb-c.h"
+
+#define US_STORE_SCHEMA_VERSION 1
+
+struct us_store;
+
+struct us_store_options {
+	int synchronous_full;   /* fsync the WAL at every commit (default) */
+};
+
+enum us_store_put {
+	US_STORE_NEW,
+	US_STORE_DUPLICATE,
+	US_STORE_ERROR,
+};
+
+struct us_store *us_store_open(const char *path, const struct us_store_options *opt,
+			       char *err, size_t errlen);
+void us_store_close(struct us_store *st);
+
+int us_store_begin(struct us_store *st, char *err, size_t errlen);
+int us_store_commit(struct us_store *st, char *err, size_t errlen);
+void us_store_rollback(struct us_store *st);
+
+/* Row id of the agent, created on first sight. */
+int us_store_agent_id(struct us_store *st, const char *name, const char *public_key,
+		      int64_t *id, char *err, size_t errlen);
+
+/* Stores env (as its wire frame) once; a (agent, seq) already present is a
+ * duplicate and changes nothing. Derived rows are written for new ones. */
+enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
+					const Understudy__Envelope *env,
+					const uint8_t *frame, size_t frame_len,
+					uint64_t received_ns, char *err, size_t errlen);
+
+int us_store_set_agent_state(struct us_store *st, int64_t agent, const char *state,
+			     uint64_t last_seen_ns);
+
+int us_store_put_self_metric(struct us_store *st, const char *name, uint64_t value);
+
+#endif

@@ -1,0 +1,43 @@
+/* Growable byte buffer. */
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int us_buf_reserve(struct us_buf *b, size_t cap)
+{
+	uint8_t *p;
+	size_t ncap = b->cap ? b->cap : 256;
+
+	if (cap <= b->cap)
+		return 0;
+	while (ncap < cap)
+		ncap *= 2;
+	p = realloc(b->data, ncap);
+	if (!p)
+		return -1;
+	b->data = p;
+	b->cap = ncap;
+	return 0;
+}
+
+int us_buf_append(struct us_buf *b, const void *p, size_t n)
+{
+	if (us_buf_reserve(b, b->len + n) < 0)
+		return -1;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void us_buf_clear(struct us_buf *b)
+{
+	b->len = 0;
+}
+
+void us_buf_free(struct us_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

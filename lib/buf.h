@@ -1,0 +1,19 @@
+/* A growable byte buffer, for frames and encodings built in pieces. */
+#ifndef US_BUF_H
+#define US_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct us_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+int us_buf_reserve(struct us_buf *b, size_t cap);
+int us_buf_append(struct us_buf *b, const void *p, size_t n);
+void us_buf_clear(struct us_buf *b);
+void us_buf_free(struct us_buf *b);
+
+#endif

@@ -1,0 +1,183 @@
+/* Envelope/Ack codec and validation. */
+#include "envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hist.h"
+
+int us_agent_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > US_AGENT_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return id[0] != '.';
+}
+
+int us_envelope_encode(const Understudy__Envelope *env, struct us_buf *out,
+		       char *err, size_t errlen)
+{
+	struct us_buf plain = { 0 };
+	size_t n = understudy__envelope__get_packed_size(env);
+	int rc = -1;
+
+	if (n > US_FRAME_MAX) {
+		snprintf(err, errlen, "envelope seq %llu is %zu bytes, over the %u-byte limit",
+			 (unsigned long long)env->seq, n, US_FRAME_MAX);
+		goto cleanup;
+	}
+	if (us_buf_reserve(&plain, n ? n : 1) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	plain.len = understudy__envelope__pack(env, plain.data);
+	rc = us_frame_pack(US_FRAME_ENVELOPE, plain.data, plain.len, out, err, errlen);
+cleanup:
+	us_buf_free(&plain);
+	return rc;
+}
+
+static int validate_metric_batch(const Understudy__MetricBatch *mb, char *err, size_t errlen)
+{
+	if (!mb->workload || !*mb->workload) {
+		snprintf(err, errlen, "metric_batch: empty workload name");
+		return -1;
+	}
+	if (mb->interval_end_ns < mb->interval_start_ns) {
+		snprintf(err, errlen, "metric_batch %s: interval ends before it starts",
+			 mb->workload);
+		return -1;
+	}
+	for (size_t i = 0; i < mb->n_histograms; i++)
+		if (us_hist_proto_validate(mb->histograms[i], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errlen)
+{
+	if (!us_agent_id_valid(env->agent_id)) {
+		snprintf(err, errlen, "invalid agent_id (1-%d of [A-Za-z0-9._-])", US_AGENT_ID_MAX);
+		return -1;
+	}
+	if (env->seq == 0) {
+		snprintf(err, errlen, "seq 0 is reserved");
+		return -1;
+	}
+	switch (env->body_case) {
+	case UNDERSTUDY__ENVELOPE__BODY_HELLO:
+	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH:
+	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
+		return 0;
+	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
+		return validate_metric_batch(env->metric_batch, err, errlen);
+	default:
+		snprintf(err, errlen, "envelope seq %llu has no body",
+			 (unsigned long long)env->seq);
+		return -1;
+	}
+}
+
+Understudy__Envelope *us_envelope_decode(const uint8_t *frame, size_t len,
+					 struct us_buf *scratch, enum us_frame_err *why,
+					 char *err, size_t errlen)
+{
+	Understudy__Envelope *env = NULL;
+	enum us_frame_type type;
+	const uint8_t *body;
+	size_t body_len;
+
+	*why = us_frame_unpack(frame, len, &type, scratch, &body, &body_len, err, errlen);
+	if (*why != US_FRAME_OK)
+		return NULL;
+	if (type != US_FRAME_ENVELOPE) {
+		snprintf(err, errlen, "frame type %d where an envelope was expected", type);
+		*why = US_FRAME_ERR_GARBAGE;
+		return NULL;
+	}
+	env = understudy__envelope__unpack(NULL, body_len, body);
+	if (!env) {
+		snprintf(err, errlen, "body of %zu bytes is not a valid Envelope (truncated or corrupt)",
+			 body_len);
+		*why = US_FRAME_ERR_PROTO;
+		return NULL;
+	}
+	if (env->schema_version != US_SCHEMA_VERSION) {
+		snprintf(err, errlen, "schema version %u, this build speaks %u",
+			 env->schema_version, US_SCHEMA_VERSION);
+		*why = US_FRAME_ERR_SCHEMA;
+		goto refuse;
+	}
+	if (us_envelope_validate(env, err, errlen) < 0) {
+		*why = US_FRAME_ERR_INVALID;
+		goto refuse;
+	}
+	return env;
+refuse:
+	understudy__envelope__free_unpacked(env, NULL);
+	return NULL;
+}
+
+void us_envelope_free(Understudy__Envelope *env)
+{
+	if (env)
+		understudy__envelope__free_unpacked(env, NULL);
+}
+
+int us_ack_encode(const char *agent_id, uint64_t seq, struct us_buf *out)
+{
+	Understudy__Ack ack = UNDERSTUDY__ACK__INIT;
+	uint8_t body[US_AGENT_ID_MAX + 32];
+	size_t n;
+	char err[64];
+
+	ack.agent_id = (char *)agent_id;
+	ack.seq = seq;
+	n = understudy__ack__get_packed_size(&ack);
+	if (n > sizeof(body))
+		return -1;
+	n = understudy__ack__pack(&ack, body);
+	return us_frame_pack(US_FRAME_ACK, body, n, out, err, sizeof(err));
+}
+
+int us_ack_decode(const uint8_t *frame, size_t len, const char *agent_id,
+		  uint64_t *seq, char *err, size_t errlen)
+{
+	struct us_buf scratch = { 0 };
+	Understudy__Ack *ack = NULL;
+	enum us_frame_type type;
+	const uint8_t *body;
+	size_t body_len;
+	int rc = -1;
+
+	if (us_frame_unpack(frame, len, &type, &scratch, &body, &body_len, err, errlen) != US_FRAME_OK)
+		goto cleanup;
+	if (type != US_FRAME_ACK) {
+		snprintf(err, errlen, "frame type %d where an ack was expected", type);
+		goto cleanup;
+	}
+	ack = understudy__ack__unpack(NULL, body_len, body);
+	if (!ack) {
+		snprintf(err, errlen, "corrupt Ack");
+		goto cleanup;
+	}
+	if (strcmp(ack->agent_id, agent_id) != 0) {
+		snprintf(err, errlen, "ack for agent '%s', we are '%s'", ack->agent_id, agent_id);
+		goto cleanup;
+	}
+	*seq = ack->seq;
+	rc = 0;
+cleanup:
+	if (ack)
+		understudy__ack__free_unpacked(ack, NULL);
+	us_buf_free(&scratch);
+	return rc;
+}

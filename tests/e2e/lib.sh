@@ -1,0 +1,93 @@
+# Shared helpers for the end-to-end tests: a scratch directory, keys, a real
+# coordinator process on a loopback port, store queries, and cleanup of every
+# process a test started. Tests source this file; BIN points at the binaries.
+set -euo pipefail
+
+BIN=${BIN:?BIN must name the directory of the built binaries}
+T=$(mktemp -d /tmp/understudy-e2e.XXXXXX)
+PORT=$((20000 + RANDOM % 20000))
+ENDPOINT=tcp://127.0.0.1:$PORT
+COORD_PID=
+PIDS=()
+
+cleanup() {
+	local rc=$?
+	for p in "${PIDS[@]}" $COORD_PID; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ $rc -ne 0 ] && [ -f "$T/coord.log" ]; then
+		echo "--- coordinator log (last 30 lines)"; tail -n 30 "$T/coord.log"
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+info() { echo "  $*"; }
+
+keys_init() {
+	mkdir -p "$T/keys" "$T/agents.d" "$T/data"
+	"$BIN/understudy" keygen --out "$T/keys" coordinator >/dev/null
+}
+
+# agent_key NAME [allow]: makes a keypair; allow=1 puts the .pub in agents.d
+agent_key() {
+	"$BIN/understudy" keygen --out "$T/keys" "$1" >/dev/null
+	[ "${2:-1}" = 1 ] && cp "$T/keys/$1.pub" "$T/agents.d/"
+	return 0
+}
+
+# coord_start [extra yaml lines...]
+coord_start() {
+	{
+		echo "listen: $ENDPOINT"
+		echo "data_dir: $T/data"
+		echo "secret_key: $T/keys/coordinator.key"
+		echo "agents_dir: $T/agents.d"
+		for line in "$@"; do echo "$line"; done
+	} > "$T/coord.yaml"
+	"$BIN/understudy-coordinator" --config "$T/coord.yaml" >>"$T/coord.log" 2>&1 &
+	COORD_PID=$!
+	for _ in $(seq 1 100); do
+		grep -q "listening on" "$T/coord.log" 2>/dev/null && return 0
+		kill -0 "$COORD_PID" 2>/dev/null || fail "coordinator exited: $(tail -n 5 "$T/coord.log")"
+		sleep 0.05
+	done
+	fail "coordinator did not start"
+}
+
+coord_kill9() { kill -9 "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true; COORD_PID=; }
+coord_stop() { kill -TERM "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true; COORD_PID=; }
+
+# lg_args NAME: the options that make us-loadgen agent NAME (paths have no
+# spaces: $T comes from mktemp). For a background loadgen whose pid you need:
+#   "$BIN/us-loadgen" $(lg_args a1) --count 10 &
+lg_args() {
+	echo "--endpoint $ENDPOINT --key $T/keys/$1.key --server-key $T/keys/coordinator.pub" \
+		"--agent-id $1 --spool $T/spool-$1"
+}
+
+# loadgen NAME [options...]: the agent's real spool and sender, in the foreground
+loadgen() {
+	local name=$1; shift
+	# shellcheck disable=SC2046
+	"$BIN/us-loadgen" $(lg_args "$name") "$@"
+}
+
+q() { sqlite3 -batch -noheader "$T/data/understudy.db" "$1"; }
+
+metric() { q "SELECT value FROM self_metrics WHERE name = '$1'"; }
+
+json_field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1"; }
+
+# assert_exactly_once AGENT: every seq of the agent stored once, none missing
+assert_exactly_once() {
+	local row
+	row=$(q "SELECT count(*), count(DISTINCT e.seq), max(e.seq) - min(e.seq) + 1
+		 FROM envelopes e JOIN agents a ON a.id = e.agent_id WHERE a.name = '$1'")
+	IFS='|' read -r n distinct span <<<"$row"
+	info "agent $1: $n stored, $distinct distinct, seq span $span"
+	[ "$n" = "$distinct" ] || fail "$1: $n rows but $distinct distinct seqs"
+	[ "$n" = "$span" ] || fail "$1: $n envelopes over a seq span of $span: some are missing"
+	echo "$n"
+}

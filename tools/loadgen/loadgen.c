@@ -1,0 +1,249 @@
+/* us-loadgen: drives the agent's real spool and sender with synthetic
+ * MetricBatch envelopes, for the transport tests and `make bench-ingest`.
+ * It is an agent without collectors: same spool, same sender, same wire. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "hist.h"
+#include "keys.h"
+#include "log.h"
+#include "sender.h"
+#include "spool.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct options {
+	const char *endpoint;
+	const char *key;
+	const char *server_key;
+	const char *agent_id;
+	const char *spool_dir;
+	uint64_t spool_max;
+	uint64_t count;
+	double rate;              /* envelopes/s, 0 = as fast as the window allows */
+	unsigned histograms;
+	uint32_t window;
+	uint64_t heartbeat_ms;
+	uint64_t ack_timeout_ms;
+	uint64_t drain_ms;        /* wait for acks after the last submit */
+	uint64_t max_backlog;     /* pause submitting above this many unacked */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: us-loadgen --endpoint EP --key FILE --server-key FILE --agent-id ID\n"
+		"                  --spool DIR [--count N] [--rate R] [--histograms N]\n"
+		"                  [--window N] [--spool-max BYTES] [--heartbeat-ms MS]\n"
+		"                  [--ack-timeout-ms MS] [--drain-ms MS] [--max-backlog N]\n"
+		"\n"
+		"Submits N MetricBatch envelopes of N histograms each through the agent's\n"
+		"spool and sender, waits up to --drain-ms for every ack, and prints one JSON\n"
+		"line of figures. Exit 0 when everything submitted was acked.\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "server-key", required_argument, NULL, 's' },
+		{ "agent-id", required_argument, NULL, 'a' },
+		{ "spool", required_argument, NULL, 'p' },
+		{ "spool-max", required_argument, NULL, 'M' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "histograms", required_argument, NULL, 'H' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "heartbeat-ms", required_argument, NULL, 'b' },
+		{ "ack-timeout-ms", required_argument, NULL, 't' },
+		{ "drain-ms", required_argument, NULL, 'd' },
+		{ "max-backlog", required_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct options){ .spool_max = 256ull << 20, .histograms = 20, .window = 4096,
+			       .heartbeat_ms = 5000, .ack_timeout_ms = 5000, .drain_ms = 60000,
+			       .max_backlog = 100000 };
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'e': o->endpoint = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 's': o->server_key = optarg; break;
+		case 'a': o->agent_id = optarg; break;
+		case 'p': o->spool_dir = optarg; break;
+		case 'M': o->spool_max = strtoull(optarg, NULL, 10); break;
+		case 'n': o->count = strtoull(optarg, NULL, 10); break;
+		case 'r': o->rate = strtod(optarg, NULL); break;
+		case 'H': o->histograms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'w': o->window = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'b': o->heartbeat_ms = strtoull(optarg, NULL, 10); break;
+		case 't': o->ack_timeout_ms = strtoull(optarg, NULL, 10); break;
+		case 'd': o->drain_ms = strtoull(optarg, NULL, 10); break;
+		case 'B': o->max_backlog = strtoull(optarg, NULL, 10); break;
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	if (!o->endpoint || !o->key || !o->server_key || !o->agent_id || !o->spool_dir ||
+	    o->window == 0 || o->histograms > US_BATCH_MAX_ITEMS || optind != argc)
+		return -1;
+	return 0;
+}
+
+/* A latency-like histogram: log-normal-ish around a per-metric median. */
+static void fill_hist(struct us_hist *h, uint64_t *rng, unsigned metric)
+{
+	us_hist_reset(h);
+	for (int i = 0; i < 200; i++) {
+		uint64_t r;
+
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		r = *rng;
+		us_hist_record(h, (10000ull << (metric % 8)) + (r % 50000) * (1 + (r >> 60)));
+	}
+}
+
+static int submit_one(struct us_sender *s, struct us_batch *b, struct us_hist *hists,
+		      unsigned nhist, char names[][32])
+{
+	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+	uint64_t now = us_now_ns();
+	char err[512];
+	int rc;
+
+	us_batch_init(b, "loadgen", UNDERSTUDY__ROLE__PRODUCTION, now - 10 * US_NS_PER_SEC, now);
+	for (unsigned i = 0; i < nhist; i++)
+		us_batch_add_hist(b, names[i], "ns", &hists[i]);
+	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
+	env.metric_batch = &b->mb;
+	rc = us_sender_submit(s, &env, err, sizeof(err));
+	if (rc < 0)
+		us_warn("submit: %s", err);
+	us_batch_free(b);
+	return rc;
+}
+
+static void report(const struct options *o, struct us_spool *sp, const struct us_sender *s,
+		   uint64_t elapsed_ns, int drained)
+{
+	const struct us_sender_stats *st = us_sender_get_stats(s);
+	struct us_spool_stats sps;
+	double secs = (double)elapsed_ns / 1e9;
+
+	us_spool_get_stats(sp, &sps);
+	printf("{\"agent_id\":\"%s\",\"submitted\":%" PRIu64 ",\"sent\":%" PRIu64
+	       ",\"resent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"spooled\":%" PRIu64
+	       ",\"spool_dropped_total\":%" PRIu64 ",\"elapsed_s\":%.3f"
+	       ",\"acked_per_s\":%.0f,\"bytes_plain\":%" PRIu64 ",\"bytes_framed\":%" PRIu64
+	       ",\"ack_latency_p50_us\":%.0f,\"ack_latency_p99_us\":%.0f,\"drained\":%s}\n",
+	       o->agent_id, st->submitted, st->sent, st->resent, st->acked, sps.envelopes,
+	       sps.dropped_total, secs, secs > 0 ? (double)st->acked / secs : 0.0,
+	       st->bytes_plain, st->bytes_framed,
+	       us_hist_quantile(&st->ack_latency_ns, 0.50) / 1000.0,
+	       us_hist_quantile(&st->ack_latency_ns, 0.99) / 1000.0,
+	       drained ? "true" : "false");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct us_sender_config scfg = { 0 };
+	struct us_spool *spool = NULL;
+	struct us_sender *sender = NULL;
+	struct us_batch *batch = malloc(sizeof(*batch));
+	struct us_hist *hists = calloc(US_BATCH_MAX_ITEMS, sizeof(*hists));
+	char names[US_BATCH_MAX_ITEMS][32];
+	struct sigaction sa = { .sa_handler = on_signal };
+	void *zctx = NULL;
+	char err[1024];
+	uint64_t rng = 88172645463325252ull, start, submitted = 0;
+	int rc = 2, drained = 0;
+
+	if (!batch || !hists || parse_options(argc, argv, &o) < 0) {
+		usage(stderr);
+		goto cleanup;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (unsigned i = 0; i < o.histograms; i++) {
+		snprintf(names[i], sizeof(names[i]), "synthetic_latency_%02u", i);
+		fill_hist(&hists[i], &rng, i);
+	}
+	scfg.agent_id = o.agent_id;
+	scfg.endpoint = o.endpoint;
+	scfg.window = o.window;
+	scfg.window_bytes = 64ull << 20;
+	scfg.ack_timeout_ns = o.ack_timeout_ms * US_NS_PER_MS;
+	scfg.heartbeat_interval_ns = o.heartbeat_ms * US_NS_PER_MS;
+	if (us_keys_load_pair(o.key, &scfg.keys, err, sizeof(err)) < 0 ||
+	    us_keys_load_public(o.server_key, scfg.server_public_key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "us-loadgen: %s\n", err);
+		goto cleanup;
+	}
+	rc = 1;
+	spool = us_spool_open(o.spool_dir, o.spool_max, err, sizeof(err));
+	zctx = zmq_ctx_new();
+	sender = spool ? us_sender_open(zctx, &scfg, spool, err, sizeof(err)) : NULL;
+	if (!sender) {
+		fprintf(stderr, "us-loadgen: %s\n", err);
+		goto cleanup;
+	}
+	start = us_mono_ns();
+	while (!stop_requested && submitted < o.count) {
+		uint64_t due = o.rate > 0 ? (uint64_t)((double)(us_mono_ns() - start) / 1e9 * o.rate) + 1
+					  : submitted + 256;
+		struct us_spool_stats sps;
+
+		us_spool_get_stats(spool, &sps);
+		while (submitted < o.count && submitted < due && sps.envelopes < o.max_backlog) {
+			if (submit_one(sender, batch, hists, o.histograms, names) == 0)
+				sps.envelopes++;
+			submitted++;
+		}
+		us_sender_run(sender, submitted < due ? 0 : 1);
+	}
+	{
+		uint64_t deadline = us_mono_ns() + o.drain_ms * US_NS_PER_MS;
+		struct us_spool_stats sps;
+
+		for (;;) {
+			us_sender_run(sender, 5);
+			us_spool_get_stats(spool, &sps);
+			if (sps.envelopes == 0) {
+				drained = 1;
+				break;
+			}
+			if (stop_requested || us_mono_ns() > deadline)
+				break;
+		}
+	}
+	report(&o, spool, sender, us_mono_ns() - start, drained);
+	rc = drained ? 0 : 1;
+cleanup:
+	us_sender_close(sender);
+	us_spool_close(spool);
+	if (zctx)
+		zmq_ctx_term(zctx);
+	free(hists);
+	free(batch);
+	return rc;
+}
