@@ -32,6 +32,7 @@ struct us_sender {
 	uint64_t next_heartbeat_ns;
 	uint64_t started_mono_ns;
 	bool send_blocked;
+	struct us_codec codec;
 	struct us_buf frame;
 	struct us_sender_stats stats;
 	struct us_ratelimit auth_log;
@@ -63,6 +64,7 @@ struct us_sender *us_sender_open(void *zmq_ctx, const struct us_sender_config *c
 	if (!s)
 		goto oom;
 	s->cfg = *cfg;
+	us_codec_init(&s->codec);
 	s->spool = spool;
 	s->ring = calloc(cfg->window, sizeof(*s->ring));
 	if (!s->ring)
@@ -113,6 +115,7 @@ void us_sender_close(struct us_sender *s)
 	if (s->monitor)
 		zmq_close(s->monitor);
 	us_buf_free(&s->frame);
+	us_codec_free(&s->codec);
 	free(s->ring);
 	free(s);
 }
@@ -123,7 +126,7 @@ int us_sender_submit(struct us_sender *s, Understudy__Envelope *env, char *err, 
 	env->seq = us_spool_next_seq(s->spool);
 	env->sent_unix_ns = us_now_ns();
 	env->schema_version = US_SCHEMA_VERSION;
-	if (us_envelope_encode(env, &s->frame, err, errlen) < 0)
+	if (us_envelope_encode(&s->codec, env, &s->frame, err, errlen) < 0)
 		return -1;
 	s->stats.bytes_plain += understudy__envelope__get_packed_size(env);
 	s->stats.bytes_framed += s->frame.len;
@@ -227,7 +230,7 @@ static void take_acks(struct us_sender *s)
 			zmq_msg_close(&msg);
 			return;
 		}
-		if (us_ack_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), s->cfg.agent_id,
+		if (us_ack_decode(&s->codec, zmq_msg_data(&msg), zmq_msg_size(&msg), s->cfg.agent_id,
 				  &seq, err, sizeof(err)) < 0) {
 			us_warn("sender: ignoring a reply from the coordinator: %s", err);
 		} else {

@@ -42,7 +42,7 @@ struct us_ingest {
 	uint64_t batch_stored, batch_duplicates;
 	int in_txn;
 	uint64_t next_housekeeping_ns;
-	struct us_buf scratch;
+	struct us_codec codec;
 	struct us_buf ack_frame;
 	struct us_ingest_stats stats;
 	struct us_ratelimit anon_log;
@@ -94,6 +94,7 @@ struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *c
 	if (!in)
 		goto oom;
 	in->cfg = *cfg;
+	us_codec_init(&in->codec);
 	in->store = store;
 	in->auth = auth;
 	in->pending = calloc(cfg->batch_max, sizeof(*in->pending));
@@ -143,7 +144,7 @@ void us_ingest_close(struct us_ingest *in)
 			a = next;
 		}
 	}
-	us_buf_free(&in->scratch);
+	us_codec_free(&in->codec);
 	us_buf_free(&in->ack_frame);
 	free(in->pending);
 	free(in);
@@ -195,7 +196,7 @@ static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *us
 	char err[512];
 	uint64_t now_us = us_now_ns() / 1000;
 
-	env = us_envelope_decode(frame, len, &in->scratch, &why, err, sizeof(err));
+	env = us_envelope_decode(&in->codec, frame, len, &why, err, sizeof(err));
 	if (!env) {
 		in->stats.refused[why]++;
 		log_refusal(in, a, user, us_frame_err_name(why), err);
@@ -319,7 +320,7 @@ static void send_acks(struct us_ingest *in)
 	for (uint32_t i = 0; i < in->npending; i++) {
 		struct pending_ack *p = &in->pending[i];
 
-		if (us_ack_encode(p->agent->name, p->seq, &in->ack_frame) < 0)
+		if (us_ack_encode(&in->codec, p->agent->name, p->seq, &in->ack_frame) < 0)
 			continue;
 		/* a peer gone since is fine: it resends and we de-duplicate */
 		if (zmq_send(in->sock, p->routing_id, p->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||

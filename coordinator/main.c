@@ -91,9 +91,10 @@ static int run(const struct us_coord_config *cfg)
 	{
 		const struct us_ingest_stats *s = us_ingest_get_stats(ingest);
 
-		us_info("stopping: %llu envelopes received, %llu stored, %llu duplicates",
-			(unsigned long long)s->received, (unsigned long long)s->stored,
-			(unsigned long long)s->duplicates);
+		us_info("stopping: %llu envelopes received, %llu stored, %llu duplicates, "
+			"%llu commits", (unsigned long long)s->received,
+			(unsigned long long)s->stored, (unsigned long long)s->duplicates,
+			(unsigned long long)s->commits);
 	}
 	rc = 0;
 cleanup:

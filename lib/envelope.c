@@ -22,27 +22,22 @@ int us_agent_id_valid(const char *id)
 	return id[0] != '.';
 }
 
-int us_envelope_encode(const Understudy__Envelope *env, struct us_buf *out,
-		       char *err, size_t errlen)
+int us_envelope_encode(struct us_codec *c, const Understudy__Envelope *env,
+		       struct us_buf *out, char *err, size_t errlen)
 {
-	struct us_buf plain = { 0 };
 	size_t n = understudy__envelope__get_packed_size(env);
-	int rc = -1;
 
 	if (n > US_FRAME_MAX) {
 		snprintf(err, errlen, "envelope seq %llu is %zu bytes, over the %u-byte limit",
 			 (unsigned long long)env->seq, n, US_FRAME_MAX);
-		goto cleanup;
+		return -1;
 	}
-	if (us_buf_reserve(&plain, n ? n : 1) < 0) {
+	if (us_buf_reserve(&c->plain, n ? n : 1) < 0) {
 		snprintf(err, errlen, "out of memory");
-		goto cleanup;
+		return -1;
 	}
-	plain.len = understudy__envelope__pack(env, plain.data);
-	rc = us_frame_pack(US_FRAME_ENVELOPE, plain.data, plain.len, out, err, errlen);
-cleanup:
-	us_buf_free(&plain);
-	return rc;
+	c->plain.len = understudy__envelope__pack(env, c->plain.data);
+	return us_frame_pack(c, US_FRAME_ENVELOPE, c->plain.data, c->plain.len, out, err, errlen);
 }
 
 static int validate_metric_batch(const Understudy__MetricBatch *mb, char *err, size_t errlen)
@@ -86,8 +81,8 @@ int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errl
 	}
 }
 
-Understudy__Envelope *us_envelope_decode(const uint8_t *frame, size_t len,
-					 struct us_buf *scratch, enum us_frame_err *why,
+Understudy__Envelope *us_envelope_decode(struct us_codec *c, const uint8_t *frame,
+					 size_t len, enum us_frame_err *why,
 					 char *err, size_t errlen)
 {
 	Understudy__Envelope *env = NULL;
@@ -95,7 +90,7 @@ Understudy__Envelope *us_envelope_decode(const uint8_t *frame, size_t len,
 	const uint8_t *body;
 	size_t body_len;
 
-	*why = us_frame_unpack(frame, len, &type, scratch, &body, &body_len, err, errlen);
+	*why = us_frame_unpack(c, frame, len, &type, &body, &body_len, err, errlen);
 	if (*why != US_FRAME_OK)
 		return NULL;
 	if (type != US_FRAME_ENVELOPE) {
@@ -132,7 +127,8 @@ void us_envelope_free(Understudy__Envelope *env)
 		understudy__envelope__free_unpacked(env, NULL);
 }
 
-int us_ack_encode(const char *agent_id, uint64_t seq, struct us_buf *out)
+int us_ack_encode(struct us_codec *c, const char *agent_id, uint64_t seq,
+		  struct us_buf *out)
 {
 	Understudy__Ack ack = UNDERSTUDY__ACK__INIT;
 	uint8_t body[US_AGENT_ID_MAX + 32];
@@ -145,20 +141,19 @@ int us_ack_encode(const char *agent_id, uint64_t seq, struct us_buf *out)
 	if (n > sizeof(body))
 		return -1;
 	n = understudy__ack__pack(&ack, body);
-	return us_frame_pack(US_FRAME_ACK, body, n, out, err, sizeof(err));
+	return us_frame_pack(c, US_FRAME_ACK, body, n, out, err, sizeof(err));
 }
 
-int us_ack_decode(const uint8_t *frame, size_t len, const char *agent_id,
-		  uint64_t *seq, char *err, size_t errlen)
+int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
+		  const char *agent_id, uint64_t *seq, char *err, size_t errlen)
 {
-	struct us_buf scratch = { 0 };
 	Understudy__Ack *ack = NULL;
 	enum us_frame_type type;
 	const uint8_t *body;
 	size_t body_len;
 	int rc = -1;
 
-	if (us_frame_unpack(frame, len, &type, &scratch, &body, &body_len, err, errlen) != US_FRAME_OK)
+	if (us_frame_unpack(c, frame, len, &type, &body, &body_len, err, errlen) != US_FRAME_OK)
 		goto cleanup;
 	if (type != US_FRAME_ACK) {
 		snprintf(err, errlen, "frame type %d where an ack was expected", type);
@@ -178,6 +173,5 @@ int us_ack_decode(const uint8_t *frame, size_t len, const char *agent_id,
 cleanup:
 	if (ack)
 		understudy__ack__free_unpacked(ack, NULL);
-	us_buf_free(&scratch);
 	return rc;
 }

@@ -14,24 +14,25 @@
 #define US_AGENT_ID_MAX 128
 
 /* Serializes env into a frame in out. */
-int us_envelope_encode(const Understudy__Envelope *env, struct us_buf *out,
-		       char *err, size_t errlen);
+int us_envelope_encode(struct us_codec *c, const Understudy__Envelope *env,
+		       struct us_buf *out, char *err, size_t errlen);
 
 /* Unpacks and validates one envelope frame. Returns NULL and the reason class
  * in *why (with text in err) when the frame is refused. Free the result with
- * us_envelope_free. scratch is reused across calls for inflation. */
-Understudy__Envelope *us_envelope_decode(const uint8_t *frame, size_t len,
-					 struct us_buf *scratch, enum us_frame_err *why,
+ * us_envelope_free. */
+Understudy__Envelope *us_envelope_decode(struct us_codec *c, const uint8_t *frame,
+					 size_t len, enum us_frame_err *why,
 					 char *err, size_t errlen);
 void us_envelope_free(Understudy__Envelope *env);
 
 /* Semantic checks of a decoded envelope (ids, seq, body, histograms). */
 int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errlen);
 
-int us_ack_encode(const char *agent_id, uint64_t seq, struct us_buf *out);
+int us_ack_encode(struct us_codec *c, const char *agent_id, uint64_t seq,
+		  struct us_buf *out);
 /* Returns 0 and fills seq when frame is an Ack for agent_id. */
-int us_ack_decode(const uint8_t *frame, size_t len, const char *agent_id,
-		  uint64_t *seq, char *err, size_t errlen);
+int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
+		  const char *agent_id, uint64_t *seq, char *err, size_t errlen);
 
 /* Valid agent ids: 1..128 of [A-Za-z0-9._-]; they name key files too. */
 int us_agent_id_valid(const char *id);

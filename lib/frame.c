@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 const char *us_frame_err_name(enum us_frame_err e)
 {
@@ -19,21 +18,50 @@ const char *us_frame_err_name(enum us_frame_err e)
 	return (unsigned)e < US_FRAME_ERR_COUNT ? names[e] : "unknown";
 }
 
-static int compress_into(const uint8_t *body, size_t len, struct us_buf *out)
+void us_codec_init(struct us_codec *c)
 {
-	uLongf clen = compressBound(len);
+	memset(c, 0, sizeof(*c));
+}
 
-	if (us_buf_reserve(out, US_FRAME_HDR + clen) < 0)
+void us_codec_free(struct us_codec *c)
+{
+	if (c->deflate_ready)
+		deflateEnd(&c->deflate);
+	if (c->inflate_ready)
+		inflateEnd(&c->inflate);
+	us_buf_free(&c->plain);
+	us_buf_free(&c->inflated);
+	memset(c, 0, sizeof(*c));
+}
+
+static int compress_into(struct us_codec *c, const uint8_t *body, size_t len,
+			 struct us_buf *out)
+{
+	uLong bound;
+
+	if (!c->deflate_ready) {
+		/* level 1: the link is not the bottleneck, the agent's CPU is */
+		if (deflateInit(&c->deflate, 1) != Z_OK)
+			return -1;
+		c->deflate_ready = 1;
+	} else if (deflateReset(&c->deflate) != Z_OK) {
 		return -1;
-	/* level 1: the link is not the bottleneck, the agent's CPU budget is */
-	if (compress2(out->data + US_FRAME_HDR, &clen, body, len, 1) != Z_OK)
+	}
+	bound = deflateBound(&c->deflate, len);
+	if (us_buf_reserve(out, US_FRAME_HDR + bound) < 0)
 		return -1;
-	out->len = US_FRAME_HDR + clen;
+	c->deflate.next_in = (Bytef *)body;
+	c->deflate.avail_in = (uInt)len;
+	c->deflate.next_out = out->data + US_FRAME_HDR;
+	c->deflate.avail_out = (uInt)bound;
+	if (deflate(&c->deflate, Z_FINISH) != Z_STREAM_END)
+		return -1;
+	out->len = US_FRAME_HDR + (bound - c->deflate.avail_out);
 	return 0;
 }
 
-int us_frame_pack(enum us_frame_type type, const uint8_t *body, size_t len,
-		  struct us_buf *out, char *err, size_t errlen)
+int us_frame_pack(struct us_codec *c, enum us_frame_type type, const uint8_t *body,
+		  size_t len, struct us_buf *out, char *err, size_t errlen)
 {
 	uint8_t flags = 0;
 
@@ -44,7 +72,7 @@ int us_frame_pack(enum us_frame_type type, const uint8_t *body, size_t len,
 		return -1;
 	}
 	if (len > US_FRAME_COMPRESS_MIN) {
-		if (compress_into(body, len, out) < 0) {
+		if (compress_into(c, body, len, out) < 0) {
 			snprintf(err, errlen, "zlib compression failed (%zu bytes)", len);
 			return -1;
 		}
@@ -65,67 +93,67 @@ int us_frame_pack(enum us_frame_type type, const uint8_t *body, size_t len,
 	return 0;
 }
 
-static enum us_frame_err inflate_into(const uint8_t *in, size_t len, struct us_buf *out,
+static enum us_frame_err inflate_into(struct us_codec *c, const uint8_t *in, size_t len,
 				      char *err, size_t errlen)
 {
-	z_stream zs = { 0 };
-	enum us_frame_err rc = US_FRAME_ERR_ZLIB;
+	z_stream *zs = &c->inflate;
+	struct us_buf *out = &c->inflated;
 	int zrc;
 
-	if (inflateInit(&zs) != Z_OK) {
-		snprintf(err, errlen, "zlib init failed");
+	if (!c->inflate_ready) {
+		if (inflateInit(zs) != Z_OK) {
+			snprintf(err, errlen, "zlib init failed");
+			return US_FRAME_ERR_ZLIB;
+		}
+		c->inflate_ready = 1;
+	} else if (inflateReset(zs) != Z_OK) {
+		snprintf(err, errlen, "zlib reset failed");
 		return US_FRAME_ERR_ZLIB;
 	}
 	us_buf_clear(out);
-	zs.next_in = (Bytef *)in;
-	zs.avail_in = (uInt)len;
+	zs->next_in = (Bytef *)in;
+	zs->avail_in = (uInt)len;
 	do {
 		size_t room;
 
 		if (out->len > US_FRAME_MAX) {
 			snprintf(err, errlen, "inflates beyond the %u-byte limit", US_FRAME_MAX);
-			rc = US_FRAME_ERR_OVERSIZE;
-			goto cleanup;
+			return US_FRAME_ERR_OVERSIZE;
 		}
 		if (us_buf_reserve(out, out->len + 65536) < 0) {
 			snprintf(err, errlen, "out of memory inflating");
-			goto cleanup;
+			return US_FRAME_ERR_ZLIB;
 		}
 		room = out->cap - out->len;
 		if (room > US_FRAME_MAX + 1 - out->len)
 			room = US_FRAME_MAX + 1 - out->len;
-		zs.next_out = out->data + out->len;
-		zs.avail_out = (uInt)room;
-		zrc = inflate(&zs, Z_NO_FLUSH);
-		out->len += room - zs.avail_out;
+		zs->next_out = out->data + out->len;
+		zs->avail_out = (uInt)room;
+		zrc = inflate(zs, Z_NO_FLUSH);
+		out->len += room - zs->avail_out;
 		if (zrc != Z_OK && zrc != Z_STREAM_END) {
-			snprintf(err, errlen, "zlib: %s", zs.msg ? zs.msg : "corrupt stream");
-			goto cleanup;
+			snprintf(err, errlen, "zlib: %s", zs->msg ? zs->msg : "corrupt stream");
+			return US_FRAME_ERR_ZLIB;
 		}
-		if (zrc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
+		if (zrc == Z_OK && zs->avail_in == 0 && zs->avail_out != 0) {
 			snprintf(err, errlen, "zlib: truncated stream");
-			goto cleanup;
+			return US_FRAME_ERR_ZLIB;
 		}
 	} while (zrc != Z_STREAM_END);
 	if (out->len > US_FRAME_MAX) {
 		snprintf(err, errlen, "inflates beyond the %u-byte limit", US_FRAME_MAX);
-		rc = US_FRAME_ERR_OVERSIZE;
-		goto cleanup;
+		return US_FRAME_ERR_OVERSIZE;
 	}
-	if (zs.avail_in != 0) {
-		snprintf(err, errlen, "zlib: %u trailing bytes after the stream", zs.avail_in);
-		goto cleanup;
+	if (zs->avail_in != 0) {
+		snprintf(err, errlen, "zlib: %u trailing bytes after the stream", zs->avail_in);
+		return US_FRAME_ERR_ZLIB;
 	}
-	rc = US_FRAME_OK;
-cleanup:
-	inflateEnd(&zs);
-	return rc;
+	return US_FRAME_OK;
 }
 
-enum us_frame_err us_frame_unpack(const uint8_t *frame, size_t len,
-				  enum us_frame_type *type, struct us_buf *scratch,
-				  const uint8_t **body, size_t *body_len,
-				  char *err, size_t errlen)
+enum us_frame_err us_frame_unpack(struct us_codec *c, const uint8_t *frame, size_t len,
+				  enum us_frame_type *type, const uint8_t **body,
+				  size_t *body_len, char *err, size_t errlen)
 {
 	enum us_frame_err rc;
 
@@ -147,10 +175,10 @@ enum us_frame_err us_frame_unpack(const uint8_t *frame, size_t len,
 		*body_len = len - US_FRAME_HDR;
 		return US_FRAME_OK;
 	}
-	rc = inflate_into(frame + US_FRAME_HDR, len - US_FRAME_HDR, scratch, err, errlen);
+	rc = inflate_into(c, frame + US_FRAME_HDR, len - US_FRAME_HDR, err, errlen);
 	if (rc != US_FRAME_OK)
 		return rc;
-	*body = scratch->data;
-	*body_len = scratch->len;
+	*body = c->inflated.data;
+	*body_len = c->inflated.len;
 	return US_FRAME_OK;
 }

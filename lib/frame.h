@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zlib.h>
+
 #include "buf.h"
 
 #define US_FRAME_MAGIC 'U'
@@ -36,15 +38,27 @@ enum us_frame_err {
 
 const char *us_frame_err_name(enum us_frame_err e);
 
-/* Builds a frame around body into out (cleared first). */
-int us_frame_pack(enum us_frame_type type, const uint8_t *body, size_t len,
-		  struct us_buf *out, char *err, size_t errlen);
+/* Reusable compression state and buffers: zlib's stream state is a few
+ * hundred KiB, too much to set up for every frame. One per thread. */
+struct us_codec {
+	z_stream deflate;
+	z_stream inflate;
+	int deflate_ready, inflate_ready;
+	struct us_buf plain;     /* serialization, before compression */
+	struct us_buf inflated;  /* received body after inflation */
+};
 
-/* Checks the header and, when compressed, inflates into scratch. On success
- * *body and *body_len point at the plain body (inside frame or scratch). */
-enum us_frame_err us_frame_unpack(const uint8_t *frame, size_t len,
-				  enum us_frame_type *type, struct us_buf *scratch,
-				  const uint8_t **body, size_t *body_len,
-				  char *err, size_t errlen);
+void us_codec_init(struct us_codec *c);
+void us_codec_free(struct us_codec *c);
+
+/* Builds a frame around body into out (cleared first). */
+int us_frame_pack(struct us_codec *c, enum us_frame_type type, const uint8_t *body,
+		  size_t len, struct us_buf *out, char *err, size_t errlen);
+
+/* Checks the header and, when compressed, inflates into c->inflated. On
+ * success *body and *body_len point at the plain body (inside frame or c). */
+enum us_frame_err us_frame_unpack(struct us_codec *c, const uint8_t *frame, size_t len,
+				  enum us_frame_type *type, const uint8_t **body,
+				  size_t *body_len, char *err, size_t errlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include "keys.h"
 
 static void *sock;
+static struct us_codec codec;
 
 static void send_raw(const char *what, const void *data, size_t len)
 {
@@ -43,7 +44,7 @@ static void send_envelope(const char *what, Understudy__Envelope *env)
 	struct us_buf b = { 0 };
 	char err[256];
 
-	if (us_envelope_encode(env, &b, err, sizeof(err)) < 0) {
+	if (us_envelope_encode(&codec, env, &b, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
@@ -65,7 +66,7 @@ static int wait_ack(const char *agent, uint64_t seq)
 		if (zmq_poll(&it, 1, 100) <= 0)
 			continue;
 		n = zmq_recv(sock, buf, sizeof(buf), 0);
-		if (n > 0 && us_ack_decode(buf, (size_t)n, agent, &got, err, sizeof(err)) == 0 &&
+		if (n > 0 && us_ack_decode(&codec, buf, (size_t)n, agent, &got, err, sizeof(err)) == 0 &&
 		    got == seq)
 			return 0;
 	}
@@ -155,7 +156,7 @@ int main(int argc, char **argv)
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
 	env.seq = seq;
-	if (us_envelope_encode(&env, &good, err, sizeof(err)) < 0)
+	if (us_envelope_encode(&codec, &env, &good, err, sizeof(err)) < 0)
 		return 1;
 	send_raw("valid heartbeat", good.data, good.len);
 	send_raw("replay of the valid heartbeat", good.data, good.len);
@@ -173,5 +174,6 @@ int main(int argc, char **argv)
 
 	zmq_close(sock);
 	zmq_ctx_term(ctx);
+	us_codec_free(&codec);
 	return 0;
 }

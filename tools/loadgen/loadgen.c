@@ -40,6 +40,7 @@ struct options {
 	uint64_t ack_timeout_ms;
 	uint64_t drain_ms;        /* wait for acks after the last submit */
 	uint64_t max_backlog;     /* pause submitting above this many unacked */
+	int prefill;              /* spool everything first, then deliver */
 };
 
 static void usage(FILE *out)
@@ -49,10 +50,14 @@ static void usage(FILE *out)
 		"                  --spool DIR [--count N] [--rate R] [--histograms N]\n"
 		"                  [--window N] [--spool-max BYTES] [--heartbeat-ms MS]\n"
 		"                  [--ack-timeout-ms MS] [--drain-ms MS] [--max-backlog N]\n"
+		"                  [--prefill]\n"
 		"\n"
 		"Submits N MetricBatch envelopes of N histograms each through the agent's\n"
 		"spool and sender, waits up to --drain-ms for every ack, and prints one JSON\n"
-		"line of figures. Exit 0 when everything submitted was acked.\n");
+		"line of figures. Exit 0 when everything submitted was acked.\n"
+		"--prefill spools all N first and times only the delivery: an agent\n"
+		"catching up after a coordinator outage, and a load the generator's own\n"
+		"encoding cannot throttle.\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -72,6 +77,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "ack-timeout-ms", required_argument, NULL, 't' },
 		{ "drain-ms", required_argument, NULL, 'd' },
 		{ "max-backlog", required_argument, NULL, 'B' },
+		{ "prefill", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -96,6 +102,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 't': o->ack_timeout_ms = strtoull(optarg, NULL, 10); break;
 		case 'd': o->drain_ms = strtoull(optarg, NULL, 10); break;
 		case 'B': o->max_backlog = strtoull(optarg, NULL, 10); break;
+		case 'P': o->prefill = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -121,23 +128,22 @@ static void fill_hist(struct us_hist *h, uint64_t *rng, unsigned metric)
 	}
 }
 
-static int submit_one(struct us_sender *s, struct us_batch *b, struct us_hist *hists,
-		      unsigned nhist, char names[][32])
+/* The histograms are converted once; each envelope gets fresh times (and its
+ * own seq from the sender), as an agent's would. */
+static int submit_one(struct us_sender *s, struct us_batch *b)
 {
 	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
 	uint64_t now = us_now_ns();
 	char err[512];
 	int rc;
 
-	us_batch_init(b, "loadgen", UNDERSTUDY__ROLE__PRODUCTION, now - 10 * US_NS_PER_SEC, now);
-	for (unsigned i = 0; i < nhist; i++)
-		us_batch_add_hist(b, names[i], "ns", &hists[i]);
+	b->mb.interval_start_ns = now - 10 * US_NS_PER_SEC;
+	b->mb.interval_end_ns = now;
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 	env.metric_batch = &b->mb;
 	rc = us_sender_submit(s, &env, err, sizeof(err));
 	if (rc < 0)
 		us_warn("submit: %s", err);
-	us_batch_free(b);
 	return rc;
 }
 
@@ -184,9 +190,11 @@ int main(int argc, char **argv)
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	us_batch_init(batch, "loadgen", UNDERSTUDY__ROLE__PRODUCTION, 0, 0);
 	for (unsigned i = 0; i < o.histograms; i++) {
 		snprintf(names[i], sizeof(names[i]), "synthetic_latency_%02u", i);
 		fill_hist(&hists[i], &rng, i);
+		us_batch_add_hist(batch, names[i], "ns", &hists[i]);
 	}
 	scfg.agent_id = o.agent_id;
 	scfg.endpoint = o.endpoint;
@@ -207,6 +215,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "us-loadgen: %s\n", err);
 		goto cleanup;
 	}
+	if (o.prefill) {
+		while (!stop_requested && submitted < o.count) {
+			submit_one(sender, batch);
+			if (++submitted % 1000 == 0 && us_spool_commit(spool, err, sizeof(err)) < 0)
+				us_error("%s", err);
+		}
+		if (us_spool_commit(spool, err, sizeof(err)) < 0)
+			us_error("%s", err);
+	}
 	start = us_mono_ns();
 	while (!stop_requested && submitted < o.count) {
 		uint64_t due = o.rate > 0 ? (uint64_t)((double)(us_mono_ns() - start) / 1e9 * o.rate) + 1
@@ -215,7 +232,7 @@ int main(int argc, char **argv)
 
 		us_spool_get_stats(spool, &sps);
 		while (submitted < o.count && submitted < due && sps.envelopes < o.max_backlog) {
-			if (submit_one(sender, batch, hists, o.histograms, names) == 0)
+			if (submit_one(sender, batch) == 0)
 				sps.envelopes++;
 			submitted++;
 		}
@@ -243,6 +260,8 @@ cleanup:
 	us_spool_close(spool);
 	if (zctx)
 		zmq_ctx_term(zctx);
+	if (batch)
+		us_batch_free(batch);
 	free(hists);
 	free(batch);
 	return rc;
