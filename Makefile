@@ -28,7 +28,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 PROTOC_C ?= protoc-c
 
-PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib
+PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib libdeflate
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

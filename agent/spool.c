@@ -242,6 +242,8 @@ int us_spool_append(struct us_spool *sp, uint64_t seq, const uint8_t *frame, siz
 	uint64_t dropped_before = sp->stats.dropped_total, suppressed;
 
 	if (len > sp->max_bytes) {
+		/* the open transaction carries the new drop count to disk */
+		begin_if_needed(sp);
 		sp->stats.dropped_total++;
 		snprintf(err, errlen, "envelope seq %llu (%zu bytes) is larger than the whole spool",
 			 (unsigned long long)seq, len);

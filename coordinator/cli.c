@@ -5,9 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "keys.h"
-
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct verb {
 	const char *name;
@@ -40,27 +39,28 @@ static int verb_keygen(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': dir = optarg; break;
-		case 'h': keygen_usage(stdout); return EXIT_OK;
-		default: keygen_usage(stderr); return EXIT_USAGE;
+		case 'h': keygen_usage(stdout); return US_EXIT_OK;
+		default: keygen_usage(stderr); return US_EXIT_USAGE;
 		}
 	}
 	if (!dir || optind != argc - 1) {
 		fprintf(stderr, "understudy keygen: %s\n",
 			!dir ? "--out DIR is required" : "exactly one NAME is required");
 		keygen_usage(stderr);
-		return EXIT_USAGE;
+		return US_EXIT_USAGE;
 	}
 	if (us_keys_generate(dir, argv[optind], err, sizeof(err)) < 0) {
 		fprintf(stderr, "understudy keygen: %s\n", err);
-		return EXIT_FAIL;
+		return US_EXIT_FAIL;
 	}
 	printf("wrote %s/%s.key (secret, 0600) and %s/%s.pub\n", dir, argv[optind], dir,
 	       argv[optind]);
-	return EXIT_OK;
+	return US_EXIT_OK;
 }
 
 static const struct verb verbs[] = {
 	{ "keygen", "write a CURVE keypair for an agent or the coordinator", verb_keygen },
+	{ "inspect", "print agents, workloads and latest figures from a store file", us_cli_inspect },
 };
 
 static void usage(FILE *out)
@@ -85,24 +85,24 @@ int main(int argc, char **argv)
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
-			return EXIT_OK;
+			return US_EXIT_OK;
 		}
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("understudy %s\n", US_VERSION);
-			return EXIT_OK;
+			return US_EXIT_OK;
 		}
 		fprintf(stderr, "understudy: unknown option '%s'\n", argv[i]);
 		usage(stderr);
-		return EXIT_USAGE;
+		return US_EXIT_USAGE;
 	}
 	if (i >= argc) {
 		usage(stderr);
-		return EXIT_USAGE;
+		return US_EXIT_USAGE;
 	}
 	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++)
 		if (strcmp(argv[i], verbs[v].name) == 0)
 			return verbs[v].run(argc - i, argv + i);
 	fprintf(stderr, "understudy: unknown verb '%s'\n", argv[i]);
 	usage(stderr);
-	return EXIT_USAGE;
+	return US_EXIT_USAGE;
 }

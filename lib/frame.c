@@ -1,6 +1,7 @@
 /* Frame header and zlib compression with hard size limits. */
 #include "frame.h"
 
+#include <libdeflate.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,10 +26,10 @@ void us_codec_init(struct us_codec *c)
 
 void us_codec_free(struct us_codec *c)
 {
-	if (c->deflate_ready)
-		deflateEnd(&c->deflate);
-	if (c->inflate_ready)
-		inflateEnd(&c->inflate);
+	if (c->compressor)
+		libdeflate_free_compressor(c->compressor);
+	if (c->decompressor)
+		libdeflate_free_decompressor(c->decompressor);
 	us_buf_free(&c->plain);
 	us_buf_free(&c->inflated);
 	memset(c, 0, sizeof(*c));
@@ -37,26 +38,18 @@ void us_codec_free(struct us_codec *c)
 static int compress_into(struct us_codec *c, const uint8_t *body, size_t len,
 			 struct us_buf *out)
 {
-	uLong bound;
+	size_t bound, n;
 
-	if (!c->deflate_ready) {
-		/* level 1: the link is not the bottleneck, the agent's CPU is */
-		if (deflateInit(&c->deflate, 1) != Z_OK)
-			return -1;
-		c->deflate_ready = 1;
-	} else if (deflateReset(&c->deflate) != Z_OK) {
+	/* level 1: the link is not the bottleneck, the agent's CPU is */
+	if (!c->compressor && !(c->compressor = libdeflate_alloc_compressor(1)))
 		return -1;
-	}
-	bound = deflateBound(&c->deflate, len);
+	bound = libdeflate_zlib_compress_bound(c->compressor, len);
 	if (us_buf_reserve(out, US_FRAME_HDR + bound) < 0)
 		return -1;
-	c->deflate.next_in = (Bytef *)body;
-	c->deflate.avail_in = (uInt)len;
-	c->deflate.next_out = out->data + US_FRAME_HDR;
-	c->deflate.avail_out = (uInt)bound;
-	if (deflate(&c->deflate, Z_FINISH) != Z_STREAM_END)
+	n = libdeflate_zlib_compress(c->compressor, body, len, out->data + US_FRAME_HDR, bound);
+	if (n == 0)
 		return -1;
-	out->len = US_FRAME_HDR + (bound - c->deflate.avail_out);
+	out->len = US_FRAME_HDR + n;
 	return 0;
 }
 
@@ -96,58 +89,33 @@ int us_frame_pack(struct us_codec *c, enum us_frame_type type, const uint8_t *bo
 static enum us_frame_err inflate_into(struct us_codec *c, const uint8_t *in, size_t len,
 				      char *err, size_t errlen)
 {
-	z_stream *zs = &c->inflate;
-	struct us_buf *out = &c->inflated;
-	int zrc;
+	size_t used_in = 0, produced = 0;
 
-	if (!c->inflate_ready) {
-		if (inflateInit(zs) != Z_OK) {
-			snprintf(err, errlen, "zlib init failed");
-			return US_FRAME_ERR_ZLIB;
-		}
-		c->inflate_ready = 1;
-	} else if (inflateReset(zs) != Z_OK) {
-		snprintf(err, errlen, "zlib reset failed");
+	if (!c->decompressor && !(c->decompressor = libdeflate_alloc_decompressor())) {
+		snprintf(err, errlen, "out of memory for the decompressor");
 		return US_FRAME_ERR_ZLIB;
 	}
-	us_buf_clear(out);
-	zs->next_in = (Bytef *)in;
-	zs->avail_in = (uInt)len;
-	do {
-		size_t room;
-
-		if (out->len > US_FRAME_MAX) {
-			snprintf(err, errlen, "inflates beyond the %u-byte limit", US_FRAME_MAX);
-			return US_FRAME_ERR_OVERSIZE;
-		}
-		if (us_buf_reserve(out, out->len + 65536) < 0) {
-			snprintf(err, errlen, "out of memory inflating");
-			return US_FRAME_ERR_ZLIB;
-		}
-		room = out->cap - out->len;
-		if (room > US_FRAME_MAX + 1 - out->len)
-			room = US_FRAME_MAX + 1 - out->len;
-		zs->next_out = out->data + out->len;
-		zs->avail_out = (uInt)room;
-		zrc = inflate(zs, Z_NO_FLUSH);
-		out->len += room - zs->avail_out;
-		if (zrc != Z_OK && zrc != Z_STREAM_END) {
-			snprintf(err, errlen, "zlib: %s", zs->msg ? zs->msg : "corrupt stream");
-			return US_FRAME_ERR_ZLIB;
-		}
-		if (zrc == Z_OK && zs->avail_in == 0 && zs->avail_out != 0) {
-			snprintf(err, errlen, "zlib: truncated stream");
-			return US_FRAME_ERR_ZLIB;
-		}
-	} while (zrc != Z_STREAM_END);
-	if (out->len > US_FRAME_MAX) {
+	/* the whole limit, once: pages are touched only as far as bodies go */
+	if (us_buf_reserve(&c->inflated, US_FRAME_MAX) < 0) {
+		snprintf(err, errlen, "out of memory inflating");
+		return US_FRAME_ERR_ZLIB;
+	}
+	switch (libdeflate_zlib_decompress_ex(c->decompressor, in, len, c->inflated.data,
+					      US_FRAME_MAX, &used_in, &produced)) {
+	case LIBDEFLATE_SUCCESS:
+		break;
+	case LIBDEFLATE_INSUFFICIENT_SPACE:
 		snprintf(err, errlen, "inflates beyond the %u-byte limit", US_FRAME_MAX);
 		return US_FRAME_ERR_OVERSIZE;
-	}
-	if (zs->avail_in != 0) {
-		snprintf(err, errlen, "zlib: %u trailing bytes after the stream", zs->avail_in);
+	default:
+		snprintf(err, errlen, "zlib: corrupt or truncated stream (%zu bytes)", len);
 		return US_FRAME_ERR_ZLIB;
 	}
+	if (used_in != len) {
+		snprintf(err, errlen, "zlib: %zu trailing bytes after the stream", len - used_in);
+		return US_FRAME_ERR_ZLIB;
+	}
+	c->inflated.len = produced;
 	return US_FRAME_OK;
 }
 

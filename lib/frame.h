@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <zlib.h>
-
 #include "buf.h"
 
 #define US_FRAME_MAGIC 'U'
@@ -38,12 +36,12 @@ enum us_frame_err {
 
 const char *us_frame_err_name(enum us_frame_err e);
 
-/* Reusable compression state and buffers: zlib's stream state is a few
- * hundred KiB, too much to set up for every frame. One per thread. */
+/* Reusable compression state and buffers, one per thread: compressor state
+ * is hundreds of KiB, too much to set up for every frame. The zlib format is
+ * written and read with libdeflate, which inflates 2-3x faster than zlib. */
 struct us_codec {
-	z_stream deflate;
-	z_stream inflate;
-	int deflate_ready, inflate_ready;
+	struct libdeflate_compressor *compressor;
+	struct libdeflate_decompressor *decompressor;
 	struct us_buf plain;     /* serialization, before compression */
 	struct us_buf inflated;  /* received body after inflation */
 };

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The real agent: loads its BPF programs, observes a workload in a cgroup v2,
+# and its MetricBatches (run-queue latency, on-CPU time) reach the store.
+. "$(dirname "$0")/lib.sh"
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
+root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+cg="$root/us-e2e-agent-$$"
+mkdir "$cg"
+remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
+trap 'remove_cg; cleanup' EXIT
+keys_init; agent_key host1; coord_start
+# a busy workload: three spinners on two cores queue for the CPU
+for _ in 1 2 3; do  # killed by remove_cg
+	sh -c "echo \$\$ > $cg/cgroup.procs; exec timeout 20 sh -c 'while :; do :; done'" &
+	PIDS+=($!)
+done
+cat > "$T/agent.yaml" <<YAML
+agent_id: host1
+key: $T/keys/host1.key
+coordinator:
+  endpoint: $ENDPOINT
+  public_key: $T/keys/coordinator.pub
+spool:
+  dir: $T/agent-spool
+interval: 1s
+heartbeat: 1s
+workloads:
+  - name: busy
+    role: production
+    cgroup: $cg
+    ports: [8080]
+    labels:
+      team: sre
+YAML
+"$BIN/understudy-agent" --config "$T/agent.yaml" >"$T/agent.log" 2>&1 &
+AGENT=$!; PIDS+=($AGENT)
+for _ in $(seq 1 100); do
+	n=$(q "SELECT count(*) FROM metric_batches WHERE workload = 'busy' AND histograms >= 2" 2>/dev/null || echo 0)
+	[ "${n:-0}" -ge 3 ] && break
+	sleep 0.1
+done
+kill -TERM $AGENT; wait $AGENT || fail "agent exited with an error: $(tail -n 5 "$T/agent.log")"
+grep -q "sched collector attached" "$T/agent.log" || fail "no BPF collector: $(cat "$T/agent.log")"
+[ "${n:-0}" -ge 3 ] || fail "only ${n:-0} metric batches with histograms arrived: $(tail -n 5 "$T/agent.log")"
+id=$(stat -c %i "$cg")
+[ "$(q "SELECT cgroup_id FROM workloads WHERE name = 'busy'")" = "$id" ] || fail "workload cgroup id"
+[ "$(q "SELECT labels FROM workloads WHERE name = 'busy'")" = "team=sre" ] || fail "labels"
+[ "$(q "SELECT hostname FROM agents WHERE name = 'host1'")" = "$(uname -n)" ] || fail "hello"
+info "agent attached ($(grep -o 'attached ([a-z_]*)' "$T/agent.log")), $n batches with histograms stored"
