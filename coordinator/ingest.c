@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "log.h"
+#include "scan.h"
 
 #define ROUTING_ID_MAX 255
 #define AGENT_BUCKETS 1024
@@ -186,44 +187,63 @@ static void mark_seen(struct us_ingest *in, struct agent *a)
 	}
 }
 
+/* Undoes the open transaction and forgets its acks: a batch is stored whole
+ * or not at all, and what is not acked is resent. */
+static void abort_batch(struct us_ingest *in)
+{
+	us_store_rollback(in->store);
+	in->in_txn = 0;
+	in->npending = 0;
+	in->batch_stored = in->batch_duplicates = 0;
+}
+
 static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *user,
 			    const uint8_t *frame, size_t len)
 {
-	Understudy__Envelope *env;
+	struct us_envelope_view env;
+	enum us_frame_type type;
 	enum us_frame_err why;
 	struct agent *a = get_agent(in, user);
 	struct pending_ack *p;
+	const uint8_t *body;
+	size_t body_len;
 	char err[512];
 	uint64_t now_us = us_now_ns() / 1000;
 
-	env = us_envelope_decode(&in->codec, frame, len, &why, err, sizeof(err));
-	if (!env) {
+	why = us_frame_unpack(&in->codec, frame, len, &type, &body, &body_len, err, sizeof(err));
+	if (why == US_FRAME_OK && type != US_FRAME_ENVELOPE) {
+		snprintf(err, sizeof(err), "frame type %d where an envelope was expected", type);
+		why = US_FRAME_ERR_GARBAGE;
+	}
+	if (why == US_FRAME_OK)
+		why = us_scan_envelope(body, body_len, &env, err, sizeof(err));
+	if (why != US_FRAME_OK) {
 		in->stats.refused[why]++;
 		log_refusal(in, a, user, us_frame_err_name(why), err);
 		return;
 	}
-	if (strcmp(env->agent_id, user) != 0) {
+	if (env.agent_id_len != strlen(user) || memcmp(env.agent_id, user, env.agent_id_len) != 0) {
 		in->stats.refused_identity++;
-		snprintf(err, sizeof(err), "envelope claims agent '%.128s' but the key is '%s'",
-			 env->agent_id, user);
+		snprintf(err, sizeof(err), "envelope claims agent '%.*s' but the key is '%s'",
+			 (int)env.agent_id_len, env.agent_id, user);
 		log_refusal(in, a, user, "identity mismatch", err);
-		goto cleanup;
+		return;
 	}
-	if (env->seq > now_us + in->cfg.future_slack_ns / 1000) {
+	if (env.seq > now_us + in->cfg.future_slack_ns / 1000) {
 		in->stats.refused_future_seq++;
 		snprintf(err, sizeof(err), "seq %llu is ahead of the clock (%llu us)",
-			 (unsigned long long)env->seq, (unsigned long long)now_us);
+			 (unsigned long long)env.seq, (unsigned long long)now_us);
 		log_refusal(in, a, user, "seq from the future", err);
-		goto cleanup;
+		return;
 	}
 	if (!a || ensure_txn(in) < 0)
-		goto cleanup;
+		return;
 	if (a->store_id < 0 &&
 	    us_store_agent_id(in->store, a->name, NULL, &a->store_id, err, sizeof(err)) < 0) {
 		us_error("%s", err);
-		goto cleanup;
+		return;
 	}
-	switch (us_store_put_envelope(in->store, a->store_id, env, frame, len, us_now_ns(),
+	switch (us_store_put_envelope(in->store, a->store_id, &env, frame, len, us_now_ns(),
 				      err, sizeof(err))) {
 	case US_STORE_NEW:
 		in->batch_stored++;
@@ -233,18 +253,18 @@ static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *us
 		break;
 	case US_STORE_ERROR:
 		in->stats.store_errors++;
-		us_error("%s", err);
-		goto cleanup;
+		us_error("%s; %u envelopes of this batch not acked, agents will resend", err,
+			 in->npending);
+		abort_batch(in);
+		return;
 	}
 	mark_seen(in, a);
 	p = &in->pending[in->npending++];
 	p->routing_len = (uint8_t)zmq_msg_size(rid);
 	memcpy(p->routing_id, zmq_msg_data(rid), p->routing_len);
 	p->agent = a;
-	p->seq = env->seq;
+	p->seq = env.seq;
 	p->received_mono_ns = us_mono_ns();
-cleanup:
-	us_envelope_free(env);
 }
 
 /* Reads one message: [routing id][frame]; anything else is garbage. */
@@ -342,10 +362,8 @@ static void commit_batch(struct us_ingest *in)
 	if (us_store_commit(in->store, err, sizeof(err)) < 0) {
 		/* nothing of this batch is acked: the agents keep and resend it */
 		us_error("%s; %u envelopes not acked, agents will resend", err, in->npending);
-		us_store_rollback(in->store);
 		in->stats.store_errors++;
-		in->npending = 0;
-		in->batch_stored = in->batch_duplicates = 0;
+		abort_batch(in);
 		return;
 	}
 	in->stats.commits++;

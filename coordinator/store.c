@@ -304,37 +304,61 @@ static int put_hello(struct us_store *st, int64_t agent, const Understudy__Hello
 	return 0;
 }
 
-static int put_derived(struct us_store *st, int64_t agent, const Understudy__Envelope *env,
+static int put_metric_batch(struct us_store *st, int64_t agent,
+			    const struct us_envelope_view *env)
+{
+	sqlite3_stmt *q = st->st[ST_BATCH_PUT];
+
+	sqlite3_bind_int64(q, 1, agent);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)env->seq);
+	sqlite3_bind_text(q, 3, env->workload, (int)env->workload_len, SQLITE_STATIC);
+	sqlite3_bind_int(q, 4, env->role);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)env->interval_start_ns);
+	sqlite3_bind_int64(q, 6, (sqlite3_int64)env->interval_end_ns);
+	sqlite3_bind_int64(q, 7, env->n_histograms);
+	return step_done(q);
+}
+
+static int put_heartbeat(struct us_store *st, int64_t agent, const struct us_envelope_view *env,
+			 uint64_t now)
+{
+	Understudy__Heartbeat *hb = understudy__heartbeat__unpack(NULL, env->body_len, env->body);
+	sqlite3_stmt *q = st->st[ST_HEARTBEAT];
+
+	if (!hb)
+		return -1;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)hb->spool_dropped_total);
+	sqlite3_bind_int64(q, 3, agent);
+	understudy__heartbeat__free_unpacked(hb, NULL);
+	return step_done(q);
+}
+
+static int put_derived(struct us_store *st, int64_t agent, const struct us_envelope_view *env,
 		       uint64_t now)
 {
-	sqlite3_stmt *q;
+	Understudy__Hello *hello;
+	int rc;
 
 	switch (env->body_case) {
 	case UNDERSTUDY__ENVELOPE__BODY_HELLO:
-		return put_hello(st, agent, env->hello, now);
+		hello = understudy__hello__unpack(NULL, env->body_len, env->body);
+		if (!hello)
+			return -1;
+		rc = put_hello(st, agent, hello, now);
+		understudy__hello__free_unpacked(hello, NULL);
+		return rc;
 	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
-		q = st->st[ST_HEARTBEAT];
-		sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
-		sqlite3_bind_int64(q, 2, (sqlite3_int64)env->heartbeat->spool_dropped_total);
-		sqlite3_bind_int64(q, 3, agent);
-		return step_done(q);
+		return put_heartbeat(st, agent, env, now);
 	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
-		q = st->st[ST_BATCH_PUT];
-		sqlite3_bind_int64(q, 1, agent);
-		sqlite3_bind_int64(q, 2, (sqlite3_int64)env->seq);
-		sqlite3_bind_text(q, 3, env->metric_batch->workload, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 4, env->metric_batch->role);
-		sqlite3_bind_int64(q, 5, (sqlite3_int64)env->metric_batch->interval_start_ns);
-		sqlite3_bind_int64(q, 6, (sqlite3_int64)env->metric_batch->interval_end_ns);
-		sqlite3_bind_int64(q, 7, (sqlite3_int64)env->metric_batch->n_histograms);
-		return step_done(q);
+		return put_metric_batch(st, agent, env);
 	default:
 		return 0;
 	}
 }
 
 enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
-					const Understudy__Envelope *env,
+					const struct us_envelope_view *env,
 					const uint8_t *frame, size_t frame_len,
 					uint64_t received_ns, char *err, size_t errlen)
 {
@@ -354,8 +378,8 @@ enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
 		goto fail;
 	return US_STORE_NEW;
 fail:
-	snprintf(err, errlen, "store: envelope %s/%llu: %s", env->agent_id,
-		 (unsigned long long)env->seq, sqlite3_errmsg(st->db));
+	snprintf(err, errlen, "store: envelope %.*s/%llu: %s", (int)env->agent_id_len,
+		 env->agent_id, (unsigned long long)env->seq, sqlite3_errmsg(st->db));
 	return US_STORE_ERROR;
 }
 

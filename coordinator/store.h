@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "understudy.pb-c.h"
+#include "scan.h"
 
 #define US_STORE_SCHEMA_VERSION 1
 
@@ -37,10 +37,11 @@ void us_store_rollback(struct us_store *st);
 int us_store_agent_id(struct us_store *st, const char *name, const char *public_key,
 		      int64_t *id, char *err, size_t errlen);
 
-/* Stores env (as its wire frame) once; a (agent, seq) already present is a
- * duplicate and changes nothing. Derived rows are written for new ones. */
+/* Stores a validated envelope (as its wire frame) once; a (agent, seq)
+ * already present is a duplicate and changes nothing. Derived rows are
+ * written for new ones. */
 enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
-					const Understudy__Envelope *env,
+					const struct us_envelope_view *env,
 					const uint8_t *frame, size_t frame_len,
 					uint64_t received_ns, char *err, size_t errlen);
 

@@ -8,8 +8,11 @@
 
 int us_agent_id_valid(const char *id)
 {
-	size_t n = strlen(id);
+	return us_agent_id_valid_n(id, strlen(id));
+}
 
+int us_agent_id_valid_n(const char *id, size_t n)
+{
 	if (n == 0 || n > US_AGENT_ID_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++) {

@@ -36,5 +36,6 @@ int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 
 /* Valid agent ids: 1..128 of [A-Za-z0-9._-]; they name key files too. */
 int us_agent_id_valid(const char *id);
+int us_agent_id_valid_n(const char *id, size_t len);
 
 #endif

@@ -98,11 +98,12 @@ int us_hist_to_proto(const struct us_hist *h, Understudy__Histogram *out)
 		us_hist_proto_free_arrays(out);
 		return -1;
 	}
-	for (unsigned int i = 0; i < US_HIST_BUCKETS; i++) {
+	for (unsigned int i = 0, prev = 0; i < US_HIST_BUCKETS; i++) {
 		if (!h->buckets[i])
 			continue;
-		out->bucket_index[j] = i;
+		out->bucket_index[j] = i - prev;
 		out->bucket_count[j] = h->buckets[i];
+		prev = i;
 		j++;
 	}
 	return 0;
@@ -131,17 +132,16 @@ int us_hist_proto_validate(const Understudy__Histogram *p, char *err, size_t err
 			 p->metric, p->n_bucket_index, p->n_bucket_count);
 		return -1;
 	}
-	for (size_t i = 0; i < p->n_bucket_index; i++) {
-		uint32_t idx = p->bucket_index[i];
-
-		if (idx >= US_HIST_BUCKETS) {
-			snprintf(err, errlen, "histogram %s: bucket index %u out of range",
-				 p->metric, idx);
-			return -1;
-		}
-		if (i > 0 && idx <= p->bucket_index[i - 1]) {
+	for (size_t i = 0, idx = 0; i < p->n_bucket_index; i++) {
+		if (i > 0 && p->bucket_index[i] == 0) {
 			snprintf(err, errlen, "histogram %s: bucket indices not ascending at %zu",
 				 p->metric, i);
+			return -1;
+		}
+		idx += p->bucket_index[i];
+		if (idx >= US_HIST_BUCKETS) {
+			snprintf(err, errlen, "histogram %s: bucket index %zu out of range",
+				 p->metric, idx);
 			return -1;
 		}
 		if (__builtin_add_overflow(total, p->bucket_count[i], &total)) {
@@ -163,8 +163,10 @@ int us_hist_from_proto(const Understudy__Histogram *p, struct us_hist *out,
 	us_hist_reset(out);
 	if (us_hist_proto_validate(p, err, errlen) < 0)
 		return -1;
-	for (size_t i = 0; i < p->n_bucket_index; i++)
-		out->buckets[p->bucket_index[i]] = p->bucket_count[i];
+	for (size_t i = 0, idx = 0; i < p->n_bucket_index; i++) {
+		idx += p->bucket_index[i];
+		out->buckets[idx] = p->bucket_count[i];
+	}
 	out->count = p->count;
 	out->sum = p->sum;
 	return 0;

@@ -27,7 +27,7 @@ uint64_t us_hist_bucket_upper(unsigned int index); /* inclusive */
 double us_hist_quantile(const struct us_hist *h, double q);
 double us_hist_mean(const struct us_hist *h);
 
-/* Sparse wire form. to_proto allocates the index/count arrays (free with
+/* Sparse wire form (indices delta-coded, see understudy.proto). to_proto allocates the index/count arrays (free with
  * us_hist_proto_free_arrays); from_proto validates and returns -1 with a
  * reason in err on an out-of-range index, unsorted indices, a length mismatch,
  * a foreign bucket scheme or counts that do not add up. */

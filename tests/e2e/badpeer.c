@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	Understudy__Heartbeat hb = UNDERSTUDY__HEARTBEAT__INIT;
 	Understudy__MetricBatch mb = UNDERSTUDY__METRIC_BATCH__INIT;
 	Understudy__Histogram h = UNDERSTUDY__HISTOGRAM__INIT, *hp = &h;
-	uint32_t idx[2] = { 5, 3 };
+	uint32_t idx[2] = { 5, 0 };  /* delta 0: the same bucket twice */
 	uint64_t cnt[2] = { 1, 1 };
 	struct us_keypair kp;
 	char server[US_Z85_KEY_LEN + 1], err[512];

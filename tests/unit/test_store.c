@@ -13,7 +13,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envelope.h"
 #include "store.h"
+
+/* The store takes envelopes as the ingest path hands them over: serialized,
+ * then validated in place by the scanner. buf must outlive the view. */
+static void to_view(Understudy__Envelope *env, uint8_t *buf, size_t cap,
+		    struct us_envelope_view *v)
+{
+	char err[256];
+	size_t n;
+
+	env->schema_version = US_SCHEMA_VERSION;
+	assert_true(understudy__envelope__get_packed_size(env) <= cap);
+	n = understudy__envelope__pack(env, buf);
+	if (us_scan_envelope(buf, n, v, err, sizeof(err)) != US_FRAME_OK)
+		fail_msg("scan: %s", err);
+}
 
 struct fixture {
 	char dir[64];
@@ -73,7 +89,8 @@ static enum us_store_put put_heartbeat(struct us_store *st, int64_t agent, uint6
 {
 	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
 	Understudy__Heartbeat hb = UNDERSTUDY__HEARTBEAT__INIT;
-	uint8_t frame[4] = { 'U', 1, 0, 0 };
+	struct us_envelope_view v;
+	uint8_t frame[4] = { 'U', 1, 0, 0 }, buf[256];
 	char err[512];
 
 	env.agent_id = "a1";
@@ -81,7 +98,8 @@ static enum us_store_put put_heartbeat(struct us_store *st, int64_t agent, uint6
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT;
 	env.heartbeat = &hb;
 	hb.spool_dropped_total = dropped;
-	return us_store_put_envelope(st, agent, &env, frame, sizeof(frame), 1, err, sizeof(err));
+	to_view(&env, buf, sizeof(buf), &v);
+	return us_store_put_envelope(st, agent, &v, frame, sizeof(frame), 1, err, sizeof(err));
 }
 
 static void test_exactly_once(void **state)
@@ -135,7 +153,8 @@ static void test_derived_rows(void **state)
 	Understudy__MetricBatch mb = UNDERSTUDY__METRIC_BATCH__INIT;
 	Understudy__Histogram h = UNDERSTUDY__HISTOGRAM__INIT, *hp = &h;
 	uint32_t ports[2] = { 80, 443 };
-	uint8_t frame[4] = { 'U', 1, 0, 0 };
+	uint8_t frame[4] = { 'U', 1, 0, 0 }, buf[1024];
+	struct us_envelope_view v;
 	char err[512];
 	int64_t agent;
 
@@ -161,7 +180,8 @@ static void test_derived_rows(void **state)
 	hello.n_workloads = 1;
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
-	assert_int_equal(us_store_put_envelope(f->st, agent, &env, frame, 4, 5, err, sizeof(err)),
+	to_view(&env, buf, sizeof(buf), &v);
+	assert_int_equal(us_store_put_envelope(f->st, agent, &v, frame, 4, 5, err, sizeof(err)),
 			 US_STORE_NEW);
 
 	mb.workload = "checkout";
@@ -175,7 +195,8 @@ static void test_derived_rows(void **state)
 	env.seq = 2;
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 	env.metric_batch = &mb;
-	assert_int_equal(us_store_put_envelope(f->st, agent, &env, frame, 4, 6, err, sizeof(err)),
+	to_view(&env, buf, sizeof(buf), &v);
+	assert_int_equal(us_store_put_envelope(f->st, agent, &v, frame, 4, 6, err, sizeof(err)),
 			 US_STORE_NEW);
 	/* heartbeat drop counts only ever rise (a late, older heartbeat
 	 * cannot lower what the coordinator knows) */

@@ -35,6 +35,7 @@ struct options {
 	uint64_t count;
 	double rate;              /* envelopes/s, 0 = as fast as the window allows */
 	unsigned histograms;
+	unsigned buckets;         /* non-empty buckets per histogram */
 	uint32_t window;
 	uint64_t heartbeat_ms;
 	uint64_t ack_timeout_ms;
@@ -48,11 +49,13 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: us-loadgen --endpoint EP --key FILE --server-key FILE --agent-id ID\n"
 		"                  --spool DIR [--count N] [--rate R] [--histograms N]\n"
+		"                  [--buckets N]\n"
 		"                  [--window N] [--spool-max BYTES] [--heartbeat-ms MS]\n"
 		"                  [--ack-timeout-ms MS] [--drain-ms MS] [--max-backlog N]\n"
 		"                  [--prefill]\n"
 		"\n"
-		"Submits N MetricBatch envelopes of N histograms each through the agent's\n"
+		"Submits N MetricBatch envelopes of N histograms (of --buckets non-empty\n"
+		"buckets, default 150) each through the agent's\n"
 		"spool and sender, waits up to --drain-ms for every ack, and prints one JSON\n"
 		"line of figures. Exit 0 when everything submitted was acked.\n"
 		"--prefill spools all N first and times only the delivery: an agent\n"
@@ -72,6 +75,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "count", required_argument, NULL, 'n' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "histograms", required_argument, NULL, 'H' },
+		{ "buckets", required_argument, NULL, 'K' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "heartbeat-ms", required_argument, NULL, 'b' },
 		{ "ack-timeout-ms", required_argument, NULL, 't' },
@@ -83,7 +87,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	};
 	int c;
 
-	*o = (struct options){ .spool_max = 256ull << 20, .histograms = 20, .window = 4096,
+	*o = (struct options){ .spool_max = 256ull << 20, .histograms = 20, .buckets = 150, .window = 4096,
 			       .heartbeat_ms = 5000, .ack_timeout_ms = 5000, .drain_ms = 60000,
 			       .max_backlog = 100000 };
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -97,6 +101,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'n': o->count = strtoull(optarg, NULL, 10); break;
 		case 'r': o->rate = strtod(optarg, NULL); break;
 		case 'H': o->histograms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'K': o->buckets = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'w': o->window = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'b': o->heartbeat_ms = strtoull(optarg, NULL, 10); break;
 		case 't': o->ack_timeout_ms = strtoull(optarg, NULL, 10); break;
@@ -113,18 +118,19 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* A latency-like histogram: log-normal-ish around a per-metric median. */
-static void fill_hist(struct us_hist *h, uint64_t *rng, unsigned metric)
+/* A latency-like histogram with exactly `buckets` non-empty buckets, run
+ * after run from a per-metric start, each with a random count. */
+static void fill_hist(struct us_hist *h, uint64_t *rng, unsigned metric, unsigned buckets)
 {
-	us_hist_reset(h);
-	for (int i = 0; i < 200; i++) {
-		uint64_t r;
+	unsigned first = us_hist_index(10000ull << (metric % 8));
 
+	us_hist_reset(h);
+	for (unsigned i = 0; i < buckets && first + 2 * i < US_HIST_BUCKETS; i++) {
 		*rng ^= *rng << 13;
 		*rng ^= *rng >> 7;
 		*rng ^= *rng << 17;
-		r = *rng;
-		us_hist_record(h, (10000ull << (metric % 8)) + (r % 50000) * (1 + (r >> 60)));
+		/* every other bucket: a sparse, realistic spread */
+		us_hist_record_n(h, us_hist_bucket_lower(first + 2 * i), 1 + *rng % 1000);
 	}
 }
 
@@ -193,7 +199,7 @@ int main(int argc, char **argv)
 	us_batch_init(batch, "loadgen", UNDERSTUDY__ROLE__PRODUCTION, 0, 0);
 	for (unsigned i = 0; i < o.histograms; i++) {
 		snprintf(names[i], sizeof(names[i]), "synthetic_latency_%02u", i);
-		fill_hist(&hists[i], &rng, i);
+		fill_hist(&hists[i], &rng, i, o.buckets);
 		us_batch_add_hist(batch, names[i], "ns", &hists[i]);
 	}
 	scfg.agent_id = o.agent_id;
