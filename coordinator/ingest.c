@@ -21,6 +21,7 @@ struct agent {
 	int64_t store_id;
 	uint64_t last_seen_mono_ns;
 	int stale;
+	uint64_t spool_dropped_total;  /* as last reported */
 	struct us_ratelimit bad_input_log;
 };
 
@@ -177,6 +178,23 @@ static int ensure_txn(struct us_ingest *in)
 	return 0;
 }
 
+/* Loss on the agent's side is never silent: each rise of its spool's drop
+ * count (carried by every Heartbeat) is logged here too. */
+static void note_heartbeat(struct agent *a, const struct us_envelope_view *env)
+{
+	Understudy__Heartbeat *hb = understudy__heartbeat__unpack(NULL, env->body_len, env->body);
+
+	if (!hb)
+		return;
+	if (hb->spool_dropped_total > a->spool_dropped_total)
+		us_warn("agent %s dropped %llu envelopes from its full spool (%llu in all): "
+			"data from that agent is missing", a->name,
+			(unsigned long long)(hb->spool_dropped_total - a->spool_dropped_total),
+			(unsigned long long)hb->spool_dropped_total);
+	a->spool_dropped_total = hb->spool_dropped_total;
+	understudy__heartbeat__free_unpacked(hb, NULL);
+}
+
 static void mark_seen(struct us_ingest *in, struct agent *a)
 {
 	a->last_seen_mono_ns = us_mono_ns();
@@ -247,6 +265,8 @@ static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *us
 				      err, sizeof(err))) {
 	case US_STORE_NEW:
 		in->batch_stored++;
+		if (env.body_case == UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT)
+			note_heartbeat(a, &env);
 		break;
 	case US_STORE_DUPLICATE:
 		in->batch_duplicates++;

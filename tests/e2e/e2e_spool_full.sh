@@ -22,3 +22,5 @@ reported=$(q "SELECT spool_dropped_total FROM agents WHERE name = 'a1'")
 [ "$(q "SELECT min(seq) FROM envelopes")" = "$oldest" ] || fail "the oldest were not the ones dropped"
 [ "$(q "SELECT max(seq) FROM envelopes")" -ge "$newest" ] || fail "newest envelopes missing"
 info "drop count $reported reached the coordinator; newest kept, oldest dropped"
+grep -q "agent a1 dropped $dropped envelopes from its full spool" "$T/coord.log" \
+	|| fail "the coordinator did not log the agent's loss"
