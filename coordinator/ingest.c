@@ -90,7 +90,7 @@ struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *c
 				 char *err, size_t errlen)
 {
 	struct us_ingest *in = calloc(1, sizeof(*in));
-	int one = 1, linger = 0, hwm = 100000;
+	int one = 1, linger = 0, hwm = 10000;
 	int64_t maxmsg = 2 * (int64_t)(US_FRAME_MAX + US_FRAME_HDR);
 
 	if (!in)

@@ -84,6 +84,41 @@ int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errl
 	}
 }
 
+/* protobuf-c refuses a field number 0 written as the byte 0x00 but keeps
+ * one written in a longer varint as an unknown field; refuse those too,
+ * in every message of the tree. */
+static int has_field_zero(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	for (unsigned int i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return 1;
+	for (unsigned int i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
+
+			for (size_t j = 0; j < n; j++)
+				if (items[j] && has_field_zero(items[j]))
+					return 1;
+			continue;
+		}
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+			continue;
+		if (*(ProtobufCMessage *const *)(base + f->offset) &&
+		    has_field_zero(*(ProtobufCMessage *const *)(base + f->offset)))
+			return 1;
+	}
+	return 0;
+}
+
 Understudy__Envelope *us_envelope_decode(struct us_codec *c, const uint8_t *frame,
 					 size_t len, enum us_frame_err *why,
 					 char *err, size_t errlen)
@@ -102,6 +137,10 @@ Understudy__Envelope *us_envelope_decode(struct us_codec *c, const uint8_t *fram
 		return NULL;
 	}
 	env = understudy__envelope__unpack(NULL, body_len, body);
+	if (env && has_field_zero(&env->base)) {
+		understudy__envelope__free_unpacked(env, NULL);
+		env = NULL;
+	}
 	if (!env) {
 		snprintf(err, errlen, "body of %zu bytes is not a valid Envelope (truncated or corrupt)",
 			 body_len);

@@ -51,17 +51,25 @@ uint64_t us_hist_bucket_upper(unsigned int index)
 double us_hist_quantile(const struct us_hist *h, double q)
 {
 	uint64_t rank, seen = 0;
+	double want;
 
 	if (h->count == 0)
 		return 0.0;
-	if (q < 0.0)
+	if (!(q > 0.0))          /* also NaN */
 		q = 0.0;
 	if (q > 1.0)
 		q = 1.0;
-	/* rank of the smallest value v with P(X <= v) >= q, 1-based */
-	rank = (uint64_t)(q * (double)h->count);
-	if ((double)rank < q * (double)h->count || rank == 0)
+	/* rank of the smallest value v with P(X <= v) >= q, 1-based; the
+	 * double is only an estimate near 2^53 and beyond, so the integer
+	 * rank is clamped to [1, count] */
+	want = q * (double)h->count;
+	rank = want < 0x1p64 ? (uint64_t)want : h->count;
+	if ((double)rank < want)
 		rank++;
+	if (rank == 0)
+		rank = 1;
+	if (rank > h->count || q >= 1.0)
+		rank = h->count;
 	for (unsigned int i = 0; i < US_HIST_BUCKETS; i++) {
 		seen += h->buckets[i];
 		if (seen >= rank) {
