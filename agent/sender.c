@@ -190,25 +190,36 @@ static void fill_window(struct us_sender *s)
 	}
 }
 
-static void mark_acked(struct us_sender *s, uint64_t seq)
+/* First ring slot holding a seq >= seq (the ring holds increasing seqs). */
+static uint32_t ring_lower_bound(const struct us_sender *s, uint64_t seq)
 {
 	uint32_t lo = 0, hi = s->count;
 
-	/* the ring holds increasing seqs: binary search, usually hits the head */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		struct flight *f = &s->ring[(s->head + mid) % s->cfg.window];
 
-		if (f->seq == seq) {
-			if (!f->acked && seq > s->acked_resend_floor)
-				us_hist_record(&s->stats.ack_latency_ns, us_mono_ns() - f->sent_mono_ns);
-			f->acked = true;
-			break;
-		}
-		if (f->seq < seq)
+		if (s->ring[(s->head + mid) % s->cfg.window].seq < seq)
 			lo = mid + 1;
 		else
 			hi = mid;
+	}
+	return lo;
+}
+
+static void mark_acked(struct us_sender *s, uint64_t first, uint64_t last)
+{
+	uint64_t now = us_mono_ns();
+
+	for (uint32_t i = ring_lower_bound(s, first); i < s->count; i++) {
+		struct flight *f = &s->ring[(s->head + i) % s->cfg.window];
+
+		if (f->seq > last)
+			break;
+		if (!f->acked) {
+			if (f->seq > s->acked_resend_floor)
+				us_hist_record(&s->stats.ack_latency_ns, now - f->sent_mono_ns);
+			f->acked = true;
+		}
 	}
 	while (s->count && s->ring[s->head].acked) {
 		s->inflight_bytes -= s->ring[s->head].len;
@@ -219,24 +230,29 @@ static void mark_acked(struct us_sender *s, uint64_t seq)
 
 static void take_acks(struct us_sender *s)
 {
+	struct us_ack_range ranges[64];
 	char err[256];
 
 	for (;;) {
 		zmq_msg_t msg;
-		uint64_t seq;
+		size_t n;
 
 		zmq_msg_init(&msg);
 		if (zmq_msg_recv(&msg, s->sock, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&msg);
 			return;
 		}
-		if (us_ack_decode(&s->codec, zmq_msg_data(&msg), zmq_msg_size(&msg), s->cfg.agent_id,
-				  &seq, err, sizeof(err)) < 0) {
+		if (us_ack_decode_ranges(&s->codec, zmq_msg_data(&msg), zmq_msg_size(&msg),
+					 s->cfg.agent_id, ranges, 64, &n, err, sizeof(err)) < 0) {
 			us_warn("sender: ignoring a reply from the coordinator: %s", err);
-		} else {
-			us_spool_ack(s->spool, seq);
-			mark_acked(s, seq);
-			s->stats.acked++;
+			n = 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int removed = us_spool_ack_range(s->spool, ranges[i].first, ranges[i].last);
+
+			if (removed > 0)
+				s->stats.acked += (uint64_t)removed;
+			mark_acked(s, ranges[i].first, ranges[i].last);
 		}
 		zmq_msg_close(&msg);
 	}

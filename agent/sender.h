@@ -30,7 +30,7 @@ struct us_sender_stats {
 	uint64_t submitted;
 	uint64_t sent;
 	uint64_t resent;
-	uint64_t acked;
+	uint64_t acked;            /* envelopes removed from the spool by acks */
 	uint64_t in_flight;
 	uint64_t rewinds;
 	uint64_t auth_failures;

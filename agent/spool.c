@@ -21,7 +21,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT] = "INSERT OR REPLACE INTO spool(seq, frame) VALUES (?, ?)",
-	[ST_DELETE] = "DELETE FROM spool WHERE seq = ? RETURNING length(frame)",
+	[ST_DELETE] = "DELETE FROM spool WHERE seq BETWEEN ? AND ? RETURNING length(frame)",
 	[ST_SCAN] = "SELECT seq, frame FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
 	[ST_OLDEST] = "SELECT seq, length(frame) FROM spool ORDER BY seq LIMIT 1",
 	[ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
@@ -229,7 +229,7 @@ static int64_t drop_oldest(struct us_spool *sp)
 	seq = (uint64_t)sqlite3_column_int64(st, 0);
 	len = sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
-	if (us_spool_ack(sp, seq) < 0)
+	if (us_spool_ack_range(sp, seq, seq) < 0)
 		return -1;
 	sp->stats.dropped_total++;
 	return len;
@@ -277,24 +277,27 @@ sql_error:
 	return -1;
 }
 
-int us_spool_ack(struct us_spool *sp, uint64_t seq)
+int us_spool_ack_range(struct us_spool *sp, uint64_t first, uint64_t last)
 {
 	sqlite3_stmt *st = sp->st[ST_DELETE];
-	int rc;
+	int rc, removed = 0;
 
 	if (begin_if_needed(sp) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		uint64_t len = (uint64_t)sqlite3_column_int64(st, 0);
-
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)first);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)last);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sp->stats.envelopes--;
-		sp->stats.bytes -= len;
-		rc = sqlite3_step(st);
+		sp->stats.bytes -= (uint64_t)sqlite3_column_int64(st, 0);
+		removed++;
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_DONE ? removed : -1;
+}
+
+int us_spool_ack(struct us_spool *sp, uint64_t seq)
+{
+	return us_spool_ack_range(sp, seq, seq) < 0 ? -1 : 0;
 }
 
 int us_spool_commit(struct us_spool *sp, char *err, size_t errlen)

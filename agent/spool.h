@@ -28,8 +28,10 @@ uint64_t us_spool_next_seq(struct us_spool *sp);
 /* Adds an envelope; durable and visible to us_spool_scan after commit. */
 int us_spool_append(struct us_spool *sp, uint64_t seq, const uint8_t *frame, size_t len,
 		    char *err, size_t errlen);
-/* Removes an acked envelope (takes effect at the next commit). */
+/* Removes acked envelopes (takes effect at the next commit). The range form
+ * returns how many it removed: acks of what is already gone remove none. */
 int us_spool_ack(struct us_spool *sp, uint64_t seq);
+int us_spool_ack_range(struct us_spool *sp, uint64_t first, uint64_t last);
 int us_spool_commit(struct us_spool *sp, char *err, size_t errlen);
 
 typedef int (*us_spool_visit_fn)(void *ctx, uint64_t seq, const uint8_t *frame, size_t len);

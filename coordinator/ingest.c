@@ -40,6 +40,8 @@ struct us_ingest {
 	void *sock;
 	struct agent *agents[AGENT_BUCKETS];
 	struct pending_ack *pending;
+	struct pending_ack **order;     /* pending, sorted to fold acks */
+	struct us_ack_range *ranges;
 	uint32_t npending;
 	uint64_t batch_stored, batch_duplicates;
 	int in_txn;
@@ -100,7 +102,10 @@ struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *c
 	in->store = store;
 	in->auth = auth;
 	in->pending = calloc(cfg->batch_max, sizeof(*in->pending));
-	if (!in->pending)
+	in->order = calloc(cfg->batch_max, sizeof(*in->order));
+	in->ranges = calloc(cfg->batch_max < US_ACK_MAX_RANGES ? cfg->batch_max : US_ACK_MAX_RANGES,
+			    sizeof(*in->ranges));
+	if (!in->pending || !in->order || !in->ranges)
 		goto oom;
 	in->sock = zmq_socket(zmq_ctx, ZMQ_ROUTER);
 	/* zmq drops a peer's connection beyond maxmsg; between US_FRAME_MAX and
@@ -149,6 +154,8 @@ void us_ingest_close(struct us_ingest *in)
 	us_codec_free(&in->codec);
 	us_buf_free(&in->ack_frame);
 	free(in->pending);
+	free(in->order);
+	free(in->ranges);
 	free(in);
 }
 
@@ -353,21 +360,65 @@ static void save_self_metrics(struct us_ingest *in)
 				 (uint64_t)us_hist_quantile(&s->ack_latency_ns, 0.99));
 }
 
+static int pending_order(const void *a, const void *b)
+{
+	const struct pending_ack *x = *(const struct pending_ack *const *)a;
+	const struct pending_ack *y = *(const struct pending_ack *const *)b;
+	int c;
+
+	if (x->agent != y->agent)
+		return x->agent < y->agent ? -1 : 1;
+	if (x->routing_len != y->routing_len)
+		return x->routing_len < y->routing_len ? -1 : 1;
+	c = memcmp(x->routing_id, y->routing_id, x->routing_len);
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int same_peer(const struct pending_ack *x, const struct pending_ack *y)
+{
+	return x->agent == y->agent && x->routing_len == y->routing_len &&
+	       memcmp(x->routing_id, y->routing_id, x->routing_len) == 0;
+}
+
+/* Sends one Ack of seq ranges to one connection; a peer gone since is fine:
+ * it resends and the store de-duplicates. */
+static void send_ranges(struct us_ingest *in, const struct pending_ack *p,
+			const struct us_ack_range *ranges, size_t n)
+{
+	if (us_ack_encode_ranges(&in->codec, p->agent->name, ranges, n, &in->ack_frame) < 0)
+		return;
+	if (zmq_send(in->sock, p->routing_id, p->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(in->sock, in->ack_frame.data, in->ack_frame.len, ZMQ_DONTWAIT) < 0)
+		return;
+	in->stats.acks_sent++;
+}
+
+/* One Ack per connection per batch, its seqs folded into ranges. */
 static void send_acks(struct us_ingest *in)
 {
 	uint64_t now = us_mono_ns();
+	size_t nranges = 0;
 
 	for (uint32_t i = 0; i < in->npending; i++) {
-		struct pending_ack *p = &in->pending[i];
+		in->order[i] = &in->pending[i];
+		us_hist_record(&in->stats.ack_latency_ns, now - in->pending[i].received_mono_ns);
+	}
+	qsort(in->order, in->npending, sizeof(in->order[0]), pending_order);
+	for (uint32_t i = 0; i < in->npending; i++) {
+		const struct pending_ack *p = in->order[i];
 
-		if (us_ack_encode(&in->codec, p->agent->name, p->seq, &in->ack_frame) < 0)
-			continue;
-		/* a peer gone since is fine: it resends and we de-duplicate */
-		if (zmq_send(in->sock, p->routing_id, p->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-		    zmq_send(in->sock, in->ack_frame.data, in->ack_frame.len, ZMQ_DONTWAIT) < 0)
-			continue;
-		in->stats.acks_sent++;
-		us_hist_record(&in->stats.ack_latency_ns, now - p->received_mono_ns);
+		if (nranges && p->seq <= in->ranges[nranges - 1].last + 1)
+			in->ranges[nranges - 1].last = p->seq > in->ranges[nranges - 1].last ?
+						       p->seq : in->ranges[nranges - 1].last;
+		else
+			in->ranges[nranges++] = (struct us_ack_range){ p->seq, p->seq };
+		if (i + 1 == in->npending || !same_peer(p, in->order[i + 1]) ||
+		    nranges == US_ACK_MAX_RANGES) {
+			send_ranges(in, p, in->ranges, nranges);
+			nranges = 0;
+		}
 	}
 	in->npending = 0;
 }

@@ -2,6 +2,7 @@
 #include "envelope.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hist.h"
@@ -186,8 +187,35 @@ int us_ack_encode(struct us_codec *c, const char *agent_id, uint64_t seq,
 	return us_frame_pack(c, US_FRAME_ACK, body, n, out, err, sizeof(err));
 }
 
-int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
-		  const char *agent_id, uint64_t *seq, char *err, size_t errlen)
+int us_ack_encode_ranges(struct us_codec *c, const char *agent_id,
+			 const struct us_ack_range *ranges, size_t n, struct us_buf *out)
+{
+	Understudy__Ack ack = UNDERSTUDY__ACK__INIT;
+	char err[64];
+	int rc = -1;
+
+	if (n == 0 || n > US_ACK_MAX_RANGES || strlen(agent_id) > US_AGENT_ID_MAX)
+		return -1;
+	ack.agent_id = (char *)agent_id;
+	ack.n_ranges = 2 * n;
+	ack.ranges = malloc(ack.n_ranges * sizeof(*ack.ranges));
+	if (!ack.ranges)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		ack.ranges[2 * i] = ranges[i].first;
+		ack.ranges[2 * i + 1] = ranges[i].last;
+	}
+	if (us_buf_reserve(&c->plain, understudy__ack__get_packed_size(&ack)) == 0) {
+		c->plain.len = understudy__ack__pack(&ack, c->plain.data);
+		rc = us_frame_pack(c, US_FRAME_ACK, c->plain.data, c->plain.len, out, err, sizeof(err));
+	}
+	free(ack.ranges);
+	return rc;
+}
+
+int us_ack_decode_ranges(struct us_codec *c, const uint8_t *frame, size_t len,
+			 const char *agent_id, struct us_ack_range *out, size_t max,
+			 size_t *n, char *err, size_t errlen)
 {
 	Understudy__Ack *ack = NULL;
 	enum us_frame_type type;
@@ -195,6 +223,7 @@ int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 	size_t body_len;
 	int rc = -1;
 
+	*n = 0;
 	if (us_frame_unpack(c, frame, len, &type, &body, &body_len, err, errlen) != US_FRAME_OK)
 		goto cleanup;
 	if (type != US_FRAME_ACK) {
@@ -210,10 +239,46 @@ int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 		snprintf(err, errlen, "ack for agent '%s', we are '%s'", ack->agent_id, agent_id);
 		goto cleanup;
 	}
-	*seq = ack->seq;
+	if (ack->n_ranges % 2 || (ack->seq != 0) + ack->n_ranges / 2 > max) {
+		snprintf(err, errlen, "ack with %zu range bounds (at most %zu ranges)",
+			 ack->n_ranges, max);
+		goto cleanup;
+	}
+	if (ack->seq != 0)
+		out[(*n)++] = (struct us_ack_range){ ack->seq, ack->seq };
+	for (size_t i = 0; i < ack->n_ranges; i += 2) {
+		if (ack->ranges[i] == 0 || ack->ranges[i] > ack->ranges[i + 1]) {
+			snprintf(err, errlen, "ack range %llu..%llu is empty or starts at 0",
+				 (unsigned long long)ack->ranges[i],
+				 (unsigned long long)ack->ranges[i + 1]);
+			*n = 0;
+			goto cleanup;
+		}
+		out[(*n)++] = (struct us_ack_range){ ack->ranges[i], ack->ranges[i + 1] };
+	}
+	if (*n == 0) {
+		snprintf(err, errlen, "ack acknowledges nothing");
+		goto cleanup;
+	}
 	rc = 0;
 cleanup:
 	if (ack)
 		understudy__ack__free_unpacked(ack, NULL);
 	return rc;
+}
+
+int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
+		  const char *agent_id, uint64_t *seq, char *err, size_t errlen)
+{
+	struct us_ack_range r[2];
+	size_t n;
+
+	if (us_ack_decode_ranges(c, frame, len, agent_id, r, 2, &n, err, errlen) < 0)
+		return -1;
+	if (n != 1 || r[0].first != r[0].last) {
+		snprintf(err, errlen, "ack covers more than one seq");
+		return -1;
+	}
+	*seq = r[0].first;
+	return 0;
 }

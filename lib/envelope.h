@@ -28,9 +28,24 @@ void us_envelope_free(Understudy__Envelope *env);
 /* Semantic checks of a decoded envelope (ids, seq, body, histograms). */
 int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errlen);
 
+/* An inclusive run of acked seqs. */
+struct us_ack_range {
+	uint64_t first;
+	uint64_t last;
+};
+
+#define US_ACK_MAX_RANGES 4096
+
 int us_ack_encode(struct us_codec *c, const char *agent_id, uint64_t seq,
 		  struct us_buf *out);
-/* Returns 0 and fills seq when frame is an Ack for agent_id. */
+int us_ack_encode_ranges(struct us_codec *c, const char *agent_id,
+			 const struct us_ack_range *ranges, size_t n, struct us_buf *out);
+/* Fills up to max ranges (a lone seq is a range of one) when frame is an Ack
+ * for agent_id; refuses inverted ranges and more than max. */
+int us_ack_decode_ranges(struct us_codec *c, const uint8_t *frame, size_t len,
+			 const char *agent_id, struct us_ack_range *out, size_t max,
+			 size_t *n, char *err, size_t errlen);
+/* For an Ack of exactly one seq: returns 0 and fills seq. */
 int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 		  const char *agent_id, uint64_t *seq, char *err, size_t errlen);
 

@@ -55,7 +55,7 @@ static void invalid(struct scan *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int read_varint(struct cursor *c, uint64_t *out)
+static int read_varint_slow(struct cursor *c, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -74,6 +74,34 @@ static int read_varint(struct cursor *c, uint64_t *out)
 		}
 	}
 	return -1;
+}
+
+/* Most varints here are one or two bytes (delta-coded indices, counts):
+ * those take no loop and, away from the end of the buffer, no bounds check. */
+static inline int read_varint(struct cursor *c, uint64_t *out)
+{
+	const uint8_t *p = c->p;
+	uint64_t v;
+
+	if (c->end - p >= 3) {
+		if (p[0] < 0x80) {
+			*out = p[0];
+			c->p = p + 1;
+			return 0;
+		}
+		v = p[0] & 0x7f;
+		if (p[1] < 0x80) {
+			*out = v | (uint64_t)p[1] << 7;
+			c->p = p + 2;
+			return 0;
+		}
+		if (p[2] < 0x80) {
+			*out = v | (uint64_t)(p[1] & 0x7f) << 7 | (uint64_t)p[2] << 14;
+			c->p = p + 3;
+			return 0;
+		}
+	}
+	return read_varint_slow(c, out);
 }
 
 /* Reads the next field; 1 at the end of the message, -1 when malformed. */
@@ -110,7 +138,9 @@ static int next_field(struct scan *s, struct cursor *c, struct field *f)
 		return 0;
 	}
 	case WT_LEN:
-		if (read_varint(c, &len) < 0 || len > (uint64_t)(c->end - c->p))
+		start = c->p;
+		if (read_varint(c, &len) < 0 || c->p - start > 5 ||
+		    len > (uint64_t)(c->end - c->p))
 			return malformed(s, "length runs past the message");
 		f->span.p = c->p;
 		f->span.end = c->p + len;
@@ -167,32 +197,6 @@ static int u64_field(struct scan *s, const struct field *f, uint64_t *out)
 	return 0;
 }
 
-/* A repeated varint field, packed (WT_LEN) or not (WT_VARINT), as protobuf
- * allows both; calls fn for each value. */
-static int each_varint(struct scan *s, const struct field *f, uint64_t max,
-		       int (*fn)(void *ctx, uint64_t v), void *ctx)
-{
-	struct cursor c = f->span;
-	uint64_t v;
-
-	if (f->type == WT_VARINT) {
-		if (f->varint > max)
-			return malformed(s, "varint wider than its field");
-		return fn(ctx, f->varint);
-	}
-	if (f->type != WT_LEN)
-		return malformed(s, "field with the wrong wire type");
-	while (c.p < c.end) {
-		if (read_varint(&c, &v) < 0)
-			return malformed(s, "truncated packed varint");
-		if (v > max)
-			return malformed(s, "varint wider than its field");
-		if (fn(ctx, v) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 struct hist_check {
 	size_t n_index, n_count;
 	uint64_t index;          /* running absolute index */
@@ -200,26 +204,54 @@ struct hist_check {
 	bool unsorted, out_of_range, overflow;
 };
 
-static int take_index(void *ctx, uint64_t delta)
+static inline void take_index(struct hist_check *h, uint64_t delta)
 {
-	struct hist_check *h = ctx;
-
 	if (h->n_index > 0 && delta == 0)
 		h->unsorted = true;
 	h->index += delta;
 	if (h->index >= US_HIST_BUCKETS)
 		h->out_of_range = true;
 	h->n_index++;
-	return 0;
 }
 
-static int take_count(void *ctx, uint64_t count)
+static inline void take_count(struct hist_check *h, uint64_t count)
 {
-	struct hist_check *h = ctx;
-
 	if (__builtin_add_overflow(h->total, count, &h->total))
 		h->overflow = true;
 	h->n_count++;
+}
+
+/* bucket_index (indices) or bucket_count, packed (WT_LEN) or not
+ * (WT_VARINT), as protobuf allows both. The hot loop of ingest. */
+static int bucket_field(struct scan *s, const struct field *f, struct hist_check *h,
+			bool indices)
+{
+	uint64_t max = indices ? UINT32_MAX : UINT64_MAX;
+	struct cursor c = f->span;
+	uint64_t v;
+
+	if (f->type == WT_VARINT) {
+		if (f->varint > max)
+			return malformed(s, "varint wider than its field");
+		if (indices)
+			take_index(h, f->varint);
+		else
+			take_count(h, f->varint);
+		return 0;
+	}
+	if (f->type != WT_LEN)
+		return malformed(s, "field with the wrong wire type");
+	while (c.p < c.end) {
+		if (read_varint(&c, &v) < 0)
+			return malformed(s, "truncated packed varint");
+		if (indices) {
+			if (v > max)
+				return malformed(s, "varint wider than its field");
+			take_index(h, v);
+		} else {
+			take_count(h, v);
+		}
+	}
 	return 0;
 }
 
@@ -238,8 +270,8 @@ static int scan_histogram(struct scan *s, struct cursor c)
 		case 1: rc = once(s, &seen, &f) ?: string_field(s, &f, &metric, &metric_len); break;
 		case 2: rc = once(s, &seen, &f) ?: string_field(s, &f, &unit, &unit_len); break;
 		case 3: rc = once(s, &seen, &f) ?: u32_field(s, &f, &bits); break;
-		case 4: rc = each_varint(s, &f, UINT32_MAX, take_index, &h); break;
-		case 5: rc = each_varint(s, &f, UINT64_MAX, take_count, &h); break;
+		case 4: rc = bucket_field(s, &f, &h, true); break;
+		case 5: rc = bucket_field(s, &f, &h, false); break;
 		case 6: rc = once(s, &seen, &f) ?: u64_field(s, &f, &count); break;
 		case 7: rc = once(s, &seen, &f) ?: u64_field(s, &f, &sum); break;
 		default: rc = 0; break;
@@ -389,8 +421,8 @@ enum us_frame_err us_scan_envelope(const uint8_t *buf, size_t len, struct us_env
 		invalid(&s, "seq 0 is reserved");
 	else if (!v->body_case)
 		invalid(&s, "envelope seq %llu has no body", (unsigned long long)v->seq);
-	body = (struct cursor){ v->body, v->body + v->body_len };
 	if (v->body_case == UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH) {
+		body = (struct cursor){ v->body, v->body + v->body_len };
 		if (scan_metric_batch(&s, body, v) < 0)
 			return US_FRAME_ERR_PROTO;
 	} else if (check_other_body(&s, v) < 0) {

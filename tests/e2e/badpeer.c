@@ -159,13 +159,13 @@ int main(int argc, char **argv)
 	if (us_envelope_encode(&codec, &env, &good, err, sizeof(err)) < 0)
 		return 1;
 	send_raw("valid heartbeat", good.data, good.len);
-	send_raw("replay of the valid heartbeat", good.data, good.len);
-	us_buf_free(&good);
 	if (wait_ack(argv[4], seq) < 0) {
 		fprintf(stderr, "no ack for the valid envelope: the connection did not survive\n");
 		return 1;
 	}
 	printf("valid envelope acked\n");
+	send_raw("replay of the valid heartbeat", good.data, good.len);
+	us_buf_free(&good);
 	if (wait_ack(argv[4], seq) < 0) {
 		fprintf(stderr, "no ack for the replay\n");
 		return 1;

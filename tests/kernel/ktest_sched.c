@@ -506,12 +506,14 @@ static void test_latency_goes_to_next_task(void **state)
 	assert_null(cap.got[1]);
 	print_stats("A (sleeper among B's spinners)", cap.got[0], f->kid_cpu_ns[0]);
 	h = &cap.got[0]->runq_latency_ns;
-	/* one switch-in per wakeup: the release from `go` and each sleep */
-	assert_true(h->count >= (uint64_t)sleeps);
+	/* one switch-in per wakeup: the release from `go` and each sleep; a
+	 * sleep whose timer fires before the task has left the CPU never
+	 * blocks, so allow a few short (seen: 198 of 200 on a loaded host) */
+	assert_true(h->count >= (uint64_t)sleeps * 9 / 10);
 	assert_true(h->count <= (uint64_t)(3 * sleeps));
 	assert_true(us_hist_quantile(h, 0.5) <= us_hist_quantile(h, 0.99));
 	assert_true(us_hist_quantile(h, 0.99) <= (double)NS_PER_S);
-	assert_true(cap.got[0]->oncpu_slice_ns.count >= (uint64_t)sleeps);
+	assert_true(cap.got[0]->oncpu_slice_ns.count >= (uint64_t)sleeps * 9 / 10);
 	assert_true(cap.got[0]->oncpu_ns > 0);
 	assert_true(cap.got[0]->oncpu_ns <= 2 * f->kid_cpu_ns[0] + 10 * 1000 * 1000);
 	capture_free(&cap);

@@ -1008,9 +1008,43 @@ static void test_refuse_invalid(void **state)
 
 /* ---- ack --------------------------------------------------------------- */
 
+/* Range acks: one message acknowledges runs of seqs; inverted or zero
+ * ranges are refused, and more ranges than the reader takes. */
+static void test_ack_ranges(void **state)
+{
+	const struct us_ack_range in[3] = { { 5, 9 }, { 11, 11 }, { 100, 1099 } };
+	struct us_ack_range out[4];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(us_ack_encode_ranges(&codec, AGENT, in, 3, &frame), 0);
+	assert_int_equal(us_ack_decode_ranges(&codec, frame.data, frame.len, AGENT, out, 4, &n,
+					      err, sizeof(err)), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, in, sizeof(in));
+	assert_int_equal(us_ack_decode_ranges(&codec, frame.data, frame.len, AGENT, out, 2, &n,
+					      err, sizeof(err)), -1);
+	assert_int_equal(us_ack_decode_ranges(&codec, frame.data, frame.len, "other", out, 4, &n,
+					      err, sizeof(err)), -1);
+	{
+		const struct us_ack_range inverted = { 9, 5 }, zero = { 0, 3 };
+
+		assert_int_equal(us_ack_encode_ranges(&codec, AGENT, &inverted, 1, &frame), 0);
+		assert_int_equal(us_ack_decode_ranges(&codec, frame.data, frame.len, AGENT, out, 4,
+						      &n, err, sizeof(err)), -1);
+		assert_int_equal(us_ack_encode_ranges(&codec, AGENT, &zero, 1, &frame), 0);
+		assert_int_equal(us_ack_decode_ranges(&codec, frame.data, frame.len, AGENT, out, 4,
+						      &n, err, sizeof(err)), -1);
+	}
+	/* a range ack is not a single-seq ack */
+	assert_int_equal(us_ack_encode_ranges(&codec, AGENT, in, 1, &frame), 0);
+	assert_int_equal(us_ack_decode(&codec, frame.data, frame.len, AGENT, &n, err, sizeof(err)), -1);
+	assert_int_equal(us_ack_encode_ranges(&codec, AGENT, in, 0, &frame), -1);
+}
+
 static void test_ack_roundtrip(void **state)
 {
-	static const uint64_t seqs[] = { 0, 1, 127, 128, 1ull << 32, UINT64_MAX };
+	static const uint64_t seqs[] = { 1, 127, 128, 1ull << 32, UINT64_MAX };
 	static char long_id[US_AGENT_ID_MAX + 1];
 	uint64_t seq;
 
@@ -1022,6 +1056,11 @@ static void test_ack_roundtrip(void **state)
 			fail_msg("ack decode: %s", err);
 		assert_true(seq == seqs[i]);
 	}
+	/* seq 0 is reserved: an ack of it acknowledges nothing */
+	assert_int_equal(us_ack_encode(&codec, AGENT, 0, &frame), 0);
+	assert_int_equal(us_ack_decode(&codec, frame.data, frame.len, AGENT, &seq, err,
+				       sizeof(err)), -1);
+	assert_non_null(strstr(err, "acknowledges nothing"));
 	memset(long_id, 'z', US_AGENT_ID_MAX);
 	assert_int_equal(us_ack_encode(&codec, long_id, UINT64_MAX, &frame), 0);
 	assert_int_equal(us_ack_decode(&codec, frame.data, frame.len, long_id, &seq, err,
@@ -1143,6 +1182,7 @@ int main(void)
 		TEST(test_refuse_schema),
 		TEST(test_refuse_invalid),
 		TEST(test_ack_roundtrip),
+		TEST(test_ack_ranges),
 		TEST(test_ack_refusals),
 		TEST(test_agent_id_valid),
 	};
