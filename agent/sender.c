@@ -41,6 +41,7 @@ struct us_sender {
 static int set_curve_options(void *sock, const struct us_sender_config *cfg)
 {
 	int one = 1, linger = 0, ivl = 2000, ttl = 10000, timeout = 6000;
+	int64_t maxmsg = US_FRAME_MAX + US_FRAME_HDR;
 
 	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, cfg->server_public_key, US_Z85_KEY_LEN) ||
 	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cfg->keys.public_key, US_Z85_KEY_LEN) ||
@@ -48,6 +49,8 @@ static int set_curve_options(void *sock, const struct us_sender_config *cfg)
 	    /* queue nothing on a pipe that is not connected: the spool is the queue */
 	    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof(one)) ||
 	    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    /* the 4 MiB frame limit holds for what the coordinator sends too */
+	    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) ||
 	    zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl)) ||
 	    zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof(ttl)) ||
 	    zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout)))

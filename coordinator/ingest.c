@@ -87,6 +87,20 @@ static struct agent *get_agent(struct us_ingest *in, const char *name)
 	return a;
 }
 
+/* Agents known from earlier runs start their liveness clock now: one that
+ * never comes back is marked stale after heartbeat_timeout, like any other. */
+static void adopt_agent(void *ctx, int64_t id, const char *name, const char *state)
+{
+	struct us_ingest *in = ctx;
+	struct agent *a = get_agent(in, name);
+
+	if (!a)
+		return;
+	a->store_id = id;
+	a->last_seen_mono_ns = us_mono_ns();
+	a->stale = strcmp(state, "stale") == 0;
+}
+
 struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *cfg,
 				 struct us_store *store, struct us_auth *auth,
 				 char *err, size_t errlen)
@@ -124,6 +138,10 @@ struct us_ingest *us_ingest_open(void *zmq_ctx, const struct us_ingest_config *c
 	if (zmq_bind(in->sock, cfg->listen) != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
 			 zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	if (us_store_each_agent(store, adopt_agent, in) < 0) {
+		snprintf(err, errlen, "reading known agents from the store failed");
 		goto fail;
 	}
 	in->next_housekeeping_ns = us_mono_ns() + US_NS_PER_SEC;

@@ -383,6 +383,20 @@ fail:
 	return US_STORE_ERROR;
 }
 
+int us_store_each_agent(struct us_store *st, us_store_agent_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT id, name, state FROM agents", -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		fn(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+		   (const char *)sqlite3_column_text(q, 2));
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int us_store_set_agent_state(struct us_store *st, int64_t agent, const char *state,
 			     uint64_t last_seen_ns)
 {

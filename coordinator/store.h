@@ -45,6 +45,10 @@ enum us_store_put us_store_put_envelope(struct us_store *st, int64_t agent,
 					const uint8_t *frame, size_t frame_len,
 					uint64_t received_ns, char *err, size_t errlen);
 
+typedef void (*us_store_agent_fn)(void *ctx, int64_t id, const char *name, const char *state);
+/* Calls fn for every agent the store knows. */
+int us_store_each_agent(struct us_store *st, us_store_agent_fn fn, void *ctx);
+
 int us_store_set_agent_state(struct us_store *st, int64_t agent, const char *state,
 			     uint64_t last_seen_ns);
 
