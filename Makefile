@@ -37,6 +37,8 @@ CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	$(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS := $(PKG_LIBS) -lelf -lm -lpthread
+# gRPC core (API server and CLI client) only where it is used
+GRPC_LIBS := $(shell pkg-config --libs grpc 2>/dev/null)
 
 LIB_SRCS := $(wildcard lib/*.c)
 AGENT_SRCS := $(wildcard agent/*.c)
@@ -46,11 +48,12 @@ LOADGEN_SRCS := tools/loadgen/loadgen.c
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BPFOUT)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(G)/%.skel.h,$(BPF_SRCS))
-PROTO_C := $(G)/understudy.pb-c.c
-PROTO_H := $(G)/understudy.pb-c.h
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,$(G)/%.pb-c.c,$(PROTOS))
+PROTO_H := $(patsubst proto/%.proto,$(G)/%.pb-c.h,$(PROTOS))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
-LIB_OBJS := $(call obj,$(LIB_SRCS)) $(B)/obj/gen/understudy.pb-c.o
+LIB_OBJS := $(call obj,$(LIB_SRCS)) $(patsubst $(G)/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
 AGENT_LIB_OBJS := $(call obj,$(filter-out agent/main.c,$(AGENT_SRCS)))
 COORD_LIB_OBJS := $(call obj,$(filter-out coordinator/main.c,$(COORD_SRCS)))
 
@@ -78,7 +81,7 @@ deps:
 build: $(BINS)
 
 # ---- generated code -------------------------------------------------------
-$(PROTO_C) $(PROTO_H): proto/understudy.proto
+$(G)/%.pb-c.c $(G)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(G)
 	$(if $(filter 0,$(V)),@echo "  PROTOC  $<")
 	$(Q)$(PROTOC_C) --proto_path=proto --c_out=$(G) $<
@@ -119,12 +122,12 @@ $(B)/bin/understudy-agent: $(call obj,agent/main.c) $(AGENT_LIB_OBJS) $(B)/libus
 $(B)/bin/understudy-coordinator: $(call obj,coordinator/main.c) $(COORD_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -o $@
 
 $(B)/bin/understudy: $(call obj,$(CLI_SRCS)) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -o $@
 
 $(B)/bin/us-loadgen: $(call obj,$(LOADGEN_SRCS)) $(AGENT_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
@@ -135,17 +138,17 @@ $(B)/bin/us-loadgen: $(call obj,$(LOADGEN_SRCS)) $(AGENT_LIB_OBJS) $(B)/libus.a
 $(B)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_LIB_OBJS) $(COORD_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -lcmocka -o $@
 
 $(B)/tests/ktest_%: $(call obj,tests/kernel/ktest_%.c) $(AGENT_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
 
-$(B)/tests/%: $(call obj,tests/e2e/%.c) $(B)/libus.a
+$(B)/tests/%: $(call obj,tests/e2e/%.c) $(COORD_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -o $@
 
 test-build: $(BINS) $(UNIT_BINS) $(KTEST_BINS) $(E2E_HELPER_BINS)
 
