@@ -36,7 +36,7 @@ CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-D_GNU_SOURCE -DUS_VERSION='"$(VERSION)"' -Ilib -Iagent -Icoordinator -I$(G) \
 	$(PKG_CFLAGS) $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LIBS := $(PKG_LIBS) -lelf -lm -lpthread
+LIBS := $(PKG_LIBS) -lhttp_parser -lelf -lm -lpthread
 # gRPC core (API server and CLI client) only where it is used
 GRPC_LIBS := $(shell pkg-config --libs grpc 2>/dev/null)
 
@@ -69,7 +69,7 @@ E2E_HELPER_BINS := $(patsubst tests/e2e/%.c,$(B)/tests/%,$(E2E_HELPER_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest demo vmlinux clean
+.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query demo vmlinux clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -78,7 +78,13 @@ all: deps
 deps:
 	$(Q)tools/install-deps
 
-build: $(BINS)
+build: $(BINS) $(B)/man/understudy.1
+
+# the man page is the CLI's --help texts, regenerated with the binary
+$(B)/man/understudy.1: $(B)/bin/understudy tools/gen-man
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  MAN     $@")
+	$(Q)tools/gen-man $(B)/bin/understudy $@ $(VERSION)
 
 # ---- generated code -------------------------------------------------------
 $(G)/%.pb-c.c $(G)/%.pb-c.h: proto/%.proto
@@ -150,7 +156,7 @@ $(B)/tests/%: $(call obj,tests/e2e/%.c) $(COORD_LIB_OBJS) $(B)/libus.a
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -o $@
 
-test-build: $(BINS) $(UNIT_BINS) $(KTEST_BINS) $(E2E_HELPER_BINS)
+test-build: $(BINS) $(B)/man/understudy.1 $(UNIT_BINS) $(KTEST_BINS) $(E2E_HELPER_BINS)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
@@ -165,7 +171,7 @@ FUZZ_LIB_SRCS := $(LIB_SRCS) $(PROTO_C)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  FUZZ    $@")
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) -lelf -lm -lpthread -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) -lhttp_parser -lelf -lm -lpthread -o $@
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -177,10 +183,18 @@ fuzz: deps fuzz-build
 	done
 
 # ---- benchmarks, demo, maintenance ----------------------------------------
-bench: bench-ingest
+bench: bench-ingest bench-query
 
 bench-ingest: all
 	$(Q)tools/bench-ingest
+
+$(B)/bin/us-bench-query: $(call obj,tools/bench_query/bench_query.c) $(COORD_LIB_OBJS) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -o $@
+
+bench-query: all $(B)/bin/us-bench-query
+	$(Q)tools/bench-query
 
 demo: all
 	$(Q)tools/demo

@@ -19,11 +19,14 @@
 #include "spool.h"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 struct workload_figures {
@@ -32,6 +35,7 @@ struct workload_figures {
 };
 
 struct agent {
+	const char *config_path;
 	struct us_agent_config cfg;
 	struct us_spool *spool;
 	struct us_sender *sender;
@@ -49,7 +53,8 @@ static void usage(FILE *out)
 		"Measures the configured workloads with eBPF and sends the figures to the\n"
 		"understudy coordinator over ZeroMQ (CURVE), through an on-disk spool.\n"
 		"\n"
-		"  -c, --config FILE     configuration (default /etc/understudy/agent.yaml)\n"
+		"  -c, --config FILE     configuration (default /etc/understudy/agent.yaml);\n"
+		"                        SIGHUP or the coordinator's reload command rereads it\n"
 		"  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            this help\n");
@@ -171,6 +176,75 @@ static int open_transport(struct agent *ag, void *zctx)
 	return 0;
 }
 
+/* Applies what can change while running (workloads, interval, heartbeat,
+ * log level); identity, keys, coordinator and spool need a restart, and a
+ * config that changes them is refused whole so nothing is half-applied. */
+static int reload_config(struct agent *ag, char *msg, size_t msglen)
+{
+	struct us_agent_config *next = malloc(sizeof(*next));
+	int rc = -1;
+
+	if (!next) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	us_agent_config_defaults(next);
+	if (us_agent_config_load(ag->config_path, next, msg, msglen) < 0)
+		goto cleanup;
+	if (strcmp(next->agent_id, ag->cfg.agent_id) || strcmp(next->key, ag->cfg.key) ||
+	    strcmp(next->endpoint, ag->cfg.endpoint) ||
+	    strcmp(next->coordinator_key, ag->cfg.coordinator_key) ||
+	    strcmp(next->spool_dir, ag->cfg.spool_dir) ||
+	    next->spool_max_bytes != ag->cfg.spool_max_bytes || next->window != ag->cfg.window) {
+		snprintf(msg, msglen, "%s changes the agent id, keys, coordinator or spool: "
+			 "restart the agent to apply it; nothing applied", ag->config_path);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+		if (ag->sched && ag->cgroup_ids[i])
+			us_sched_untrack(ag->sched, ag->cgroup_ids[i]);
+	ag->cfg = *next;
+	memset(ag->cgroup_ids, 0, sizeof(ag->cgroup_ids));
+	us_log_set_level(ag->cfg.log_level);
+	resolve_cgroups(ag);
+	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, msg, msglen) < 0)
+		goto cleanup;
+	snprintf(msg, msglen, "reloaded %s: %zu workloads", ag->config_path, ag->cfg.nworkloads);
+	us_info("%s", msg);
+	rc = 0;
+cleanup:
+	free(next);
+	return rc;
+}
+
+static void on_command(void *ctx, const Understudy__Command *cmd)
+{
+	struct agent *ag = ctx;
+	char msg[512], err[256];
+	bool ok = false;
+
+	switch (cmd->action_case) {
+	case UNDERSTUDY__COMMAND__ACTION_REPORT_NOW:
+		submit_interval(ag, us_now_ns());
+		snprintf(msg, sizeof(msg), "reported %zu workloads", ag->cfg.nworkloads);
+		ok = true;
+		break;
+	case UNDERSTUDY__COMMAND__ACTION_RELOAD_CONFIG:
+		ok = reload_config(ag, msg, sizeof(msg)) == 0;
+		break;
+	case UNDERSTUDY__COMMAND__ACTION_START_MIRROR:
+	case UNDERSTUDY__COMMAND__ACTION_STOP_MIRROR:
+		snprintf(msg, sizeof(msg), "traffic mirroring is not built into this agent version");
+		break;
+	default:
+		snprintf(msg, sizeof(msg), "unknown command action %d", cmd->action_case);
+		break;
+	}
+	us_info("command %llu: %s: %s", (unsigned long long)cmd->id, ok ? "done" : "failed", msg);
+	if (us_sender_submit_result(ag->sender, cmd->id, ok, msg, err, sizeof(err)) < 0)
+		us_warn("command %llu: result not spooled: %s", (unsigned long long)cmd->id, err);
+}
+
 static int run(struct agent *ag)
 {
 	void *zctx = zmq_ctx_new();
@@ -180,6 +254,7 @@ static int run(struct agent *ag)
 
 	if (open_transport(ag, zctx) < 0)
 		goto cleanup;
+	us_sender_on_command(ag->sender, on_command, ag);
 	open_sched(ag);
 	resolve_cgroups(ag);
 	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
@@ -192,6 +267,11 @@ static int run(struct agent *ag)
 	while (!stop_requested) {
 		uint64_t now = us_mono_ns();
 
+		if (reload_requested) {
+			reload_requested = 0;
+			if (reload_config(ag, err, sizeof(err)) < 0)
+				us_error("reload: %s", err);
+		}
 		if (now >= next_interval) {
 			next_interval += ag->cfg.interval_ns;
 			if (resolve_cgroups(ag) &&
@@ -259,7 +339,9 @@ int main(int argc, char **argv)
 	us_log_set_level(ag->cfg.log_level);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	ag->config_path = config_path;
 	rc = run(ag);
 	free(ag);
 	return rc;

@@ -34,8 +34,11 @@ struct us_sender {
 	bool send_blocked;
 	struct us_codec codec;
 	struct us_buf frame;
+	char err[256];
 	struct us_sender_stats stats;
 	struct us_ratelimit auth_log;
+	us_sender_command_fn on_command;
+	void *on_command_ctx;
 };
 
 static int set_curve_options(void *sock, const struct us_sender_config *cfg)
@@ -231,32 +234,63 @@ static void mark_acked(struct us_sender *s, uint64_t first, uint64_t last)
 	}
 }
 
-static void take_acks(struct us_sender *s)
+static void take_ack(struct us_sender *s, const uint8_t *frame, size_t len)
 {
 	struct us_ack_range ranges[64];
 	char err[256];
+	size_t n;
 
+	if (us_ack_decode_ranges(&s->codec, frame, len, s->cfg.agent_id, ranges, 64, &n, err,
+				 sizeof(err)) < 0) {
+		us_warn("sender: ignoring a reply from the coordinator: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int removed = us_spool_ack_range(s->spool, ranges[i].first, ranges[i].last);
+
+		if (removed > 0)
+			s->stats.acked += (uint64_t)removed;
+		mark_acked(s, ranges[i].first, ranges[i].last);
+	}
+}
+
+static void take_command(struct us_sender *s, const uint8_t *frame, size_t len)
+{
+	Understudy__Command *cmd = us_command_decode(&s->codec, frame, len, s->cfg.agent_id,
+						     s->err, sizeof(s->err));
+
+	if (!cmd) {
+		us_warn("sender: ignoring a command from the coordinator: %s", s->err);
+		return;
+	}
+	s->stats.commands++;
+	if (s->on_command)
+		s->on_command(s->on_command_ctx, cmd);
+	else if (us_sender_submit_result(s, cmd->id, false, "not supported by this agent",
+					 s->err, sizeof(s->err)) < 0)
+		us_warn("command %llu: %s", (unsigned long long)cmd->id, s->err);
+	understudy__command__free_unpacked(cmd, NULL);
+}
+
+/* Acks and commands: the only frames the coordinator sends. */
+static void take_replies(struct us_sender *s)
+{
 	for (;;) {
 		zmq_msg_t msg;
-		size_t n;
+		const uint8_t *data;
+		size_t len;
 
 		zmq_msg_init(&msg);
 		if (zmq_msg_recv(&msg, s->sock, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&msg);
 			return;
 		}
-		if (us_ack_decode_ranges(&s->codec, zmq_msg_data(&msg), zmq_msg_size(&msg),
-					 s->cfg.agent_id, ranges, 64, &n, err, sizeof(err)) < 0) {
-			us_warn("sender: ignoring a reply from the coordinator: %s", err);
-			n = 0;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int removed = us_spool_ack_range(s->spool, ranges[i].first, ranges[i].last);
-
-			if (removed > 0)
-				s->stats.acked += (uint64_t)removed;
-			mark_acked(s, ranges[i].first, ranges[i].last);
-		}
+		data = zmq_msg_data(&msg);
+		len = zmq_msg_size(&msg);
+		if (len > US_FRAME_HDR && data[0] == US_FRAME_MAGIC && data[1] == US_FRAME_COMMAND)
+			take_command(s, data, len);
+		else
+			take_ack(s, data, len);
 		zmq_msg_close(&msg);
 	}
 }
@@ -322,6 +356,26 @@ static void maybe_heartbeat(struct us_sender *s)
 		us_warn("heartbeat: %s", err);
 }
 
+void us_sender_on_command(struct us_sender *s, us_sender_command_fn fn, void *ctx)
+{
+	s->on_command = fn;
+	s->on_command_ctx = ctx;
+}
+
+int us_sender_submit_result(struct us_sender *s, uint64_t command_id, bool ok,
+			    const char *message, char *err, size_t errlen)
+{
+	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+	Understudy__CommandResult res = UNDERSTUDY__COMMAND_RESULT__INIT;
+
+	res.command_id = command_id;
+	res.ok = ok;
+	res.message = (char *)message;
+	env.body_case = UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT;
+	env.command_result = &res;
+	return us_sender_submit(s, &env, err, errlen);
+}
+
 int us_sender_run(struct us_sender *s, int timeout_ms)
 {
 	zmq_pollitem_t items[2] = {
@@ -335,7 +389,7 @@ int us_sender_run(struct us_sender *s, int timeout_ms)
 	if (us_spool_commit(s->spool, err, sizeof(err)) < 0)
 		us_error("%s", err);
 	take_monitor_events(s);
-	take_acks(s);
+	take_replies(s);
 	now = us_mono_ns();
 	if (s->count && now - s->ring[s->head].sent_mono_ns > s->cfg.ack_timeout_ns)
 		rewind_window(s, "ack timeout");
@@ -343,7 +397,7 @@ int us_sender_run(struct us_sender *s, int timeout_ms)
 	if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() != EINTR)
 		return -1;
 	take_monitor_events(s);
-	take_acks(s);
+	take_replies(s);
 	s->stats.in_flight = s->count;
 	return 0;
 }

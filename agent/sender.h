@@ -34,6 +34,7 @@ struct us_sender_stats {
 	uint64_t in_flight;
 	uint64_t rewinds;
 	uint64_t auth_failures;
+	uint64_t commands;
 	uint64_t bytes_plain;      /* serialized envelopes, before compression */
 	uint64_t bytes_framed;     /* what goes on the wire (before CURVE) */
 	bool connected;
@@ -45,6 +46,15 @@ struct us_sender;
 struct us_sender *us_sender_open(void *zmq_ctx, const struct us_sender_config *cfg,
 				 struct us_spool *spool, char *err, size_t errlen);
 void us_sender_close(struct us_sender *s);
+
+/* Commands from the coordinator are handed to fn (during us_sender_run);
+ * fn answers with us_sender_submit_result. Without a handler, commands are
+ * answered "not supported by this agent". */
+typedef void (*us_sender_command_fn)(void *ctx, const Understudy__Command *cmd);
+void us_sender_on_command(struct us_sender *s, us_sender_command_fn fn, void *ctx);
+/* Sends a command's outcome through the spool, like any envelope. */
+int us_sender_submit_result(struct us_sender *s, uint64_t command_id, bool ok,
+			    const char *message, char *err, size_t errlen);
 
 /* Stamps agent id, seq, time and schema version on env, encodes it and puts
  * it in the spool. env's body must be set; the caller keeps ownership. */

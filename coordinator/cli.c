@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_output.h"
 #include "keys.h"
 
 struct verb {
 	const char *name;
 	const char *summary;
 	int (*run)(int argc, char **argv);
+	int (*run_api)(const struct us_cli_opts *o, int argc, char **argv); /* instead of run */
 };
 
 static void keygen_usage(FILE *out)
@@ -59,14 +61,19 @@ static int verb_keygen(int argc, char **argv)
 }
 
 static const struct verb verbs[] = {
-	{ "keygen", "write a CURVE keypair for an agent or the coordinator", verb_keygen },
-	{ "inspect", "print agents, workloads and latest figures from a store file", us_cli_inspect },
+	{ "keygen", "write a CURVE keypair for an agent or the coordinator", verb_keygen, NULL },
+	{ "inspect", "print agents, workloads and latest figures from a store file", us_cli_inspect, NULL },
+	{ "agents", "list the agents the coordinator knows", NULL, us_cli_agents },
+	{ "workloads", "list the workloads the agents observe", NULL, us_cli_workloads },
+	{ "status", "a workload's role, agent and last interval's figures", NULL, us_cli_status },
+	{ "series", "one metric of a workload over time", NULL, us_cli_series },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: understudy [--version] VERB [ARGS]\n"
+		"usage: understudy [--version] [--server ADDR] [--token-file F] [--ca F]\n"
+		"                  [-o table|json|csv] VERB [ARGS]\n"
 		"\n"
 		"verbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -77,9 +84,40 @@ static void usage(FILE *out)
 		"1 failure, 2 usage or input error, 3 inconclusive.\n");
 }
 
+/* A global option taking a value (--server ADDR or --server=ADDR): 1 if
+ * argv[*i] was one (applied, *i advanced past its value), 0 if not, -1 if bad. */
+static int global_value_opt(struct us_cli_opts *o, int argc, char **argv, int *i)
+{
+	static const struct { const char *name; int code; } names[] = {
+		{ "--server", 0x100 }, { "--token-file", 0x101 }, { "--ca", 0x102 },
+		{ "--timeout", 0x103 }, { "--output", 'o' }, { "-o", 'o' },
+	};
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		size_t n = strlen(names[k].name);
+
+		if (strncmp(argv[*i], names[k].name, n) != 0)
+			continue;
+		if (argv[*i][n] == '=')
+			return us_cli_common_opt(o, names[k].code, argv[*i] + n + 1) < 0 ? -1 : 1;
+		if (argv[*i][n] != '\0')
+			continue;
+		if (*i + 1 >= argc) {
+			fprintf(stderr, "understudy: %s needs a value\n", names[k].name);
+			return -1;
+		}
+		*i += 1;
+		return us_cli_common_opt(o, names[k].code, argv[*i]) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	int i = 1;
+	struct us_cli_opts opts;
+	int i = 1, r;
+
+	us_cli_opts_defaults(&opts);
 
 	/* global options come before the verb; verbs parse their own */
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -91,6 +129,11 @@ int main(int argc, char **argv)
 			printf("understudy %s\n", US_VERSION);
 			return US_EXIT_OK;
 		}
+		if ((r = global_value_opt(&opts, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return US_EXIT_USAGE;
+			continue;
+		}
 		fprintf(stderr, "understudy: unknown option '%s'\n", argv[i]);
 		usage(stderr);
 		return US_EXIT_USAGE;
@@ -101,7 +144,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++)
 		if (strcmp(argv[i], verbs[v].name) == 0)
-			return verbs[v].run(argc - i, argv + i);
+			return verbs[v].run_api ? verbs[v].run_api(&opts, argc - i, argv + i)
+						: verbs[v].run(argc - i, argv + i);
 	fprintf(stderr, "understudy: unknown verb '%s'\n", argv[i]);
 	usage(stderr);
 	return US_EXIT_USAGE;

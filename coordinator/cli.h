@@ -12,4 +12,12 @@ enum {
 
 int us_cli_inspect(int argc, char **argv);
 
+/* Verbs that call the coordinator's API; o holds the global options
+ * (cli_output.h), which a verb's own options may override. */
+struct us_cli_opts;
+int us_cli_agents(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_workloads(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_status(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_series(const struct us_cli_opts *o, int argc, char **argv);
+
 #endif

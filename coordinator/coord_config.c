@@ -2,6 +2,7 @@
 #include "coord_config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -19,6 +20,107 @@ void us_coord_config_defaults(struct us_coord_config *c)
 	c->batch_max = 4096;
 	c->store_sync_full = true;
 	c->log_level = US_LOG_INFO;
+	snprintf(c->api.socket, sizeof(c->api.socket), "/run/understudy/api.sock");
+	c->retention.raw_ns = 48 * 3600 * US_NS_PER_SEC;
+	c->retention.minute_ns = 35 * 86400 * US_NS_PER_SEC;
+	c->retention.hour_ns = 400 * 86400 * US_NS_PER_SEC;
+	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "127.0.0.1:9461");
+	c->metrics.read_timeout_ns = 5 * US_NS_PER_SEC;
+}
+
+/* api: TCP is opt-in and never in the clear or unauthenticated: a listener
+ * reachable from the network without TLS and a token is refused here, at
+ * load time, rather than discovered later. */
+static int load_api_section(const struct us_conf_doc *doc, const struct us_conf_node *root,
+			    struct us_coord_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"socket", "tcp_listen", "tls_cert", "tls_key", "token_file", NULL
+	};
+	static const char *const tcp_needs[] = { "tls_cert", "tls_key", "token_file" };
+	const struct us_conf_node *api = NULL;
+	const char *need[] = { c->api.tls_cert, c->api.tls_key, c->api.token_file };
+
+	if (us_conf_get_map(doc, root, "api", &api, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, api, keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, api, "socket", c->api.socket, sizeof(c->api.socket), err, errlen) < 0 ||
+	    us_conf_get_string(doc, api, "tcp_listen", c->api.tcp_listen, sizeof(c->api.tcp_listen), err, errlen) < 0 ||
+	    us_conf_get_string(doc, api, "tls_cert", c->api.tls_cert, sizeof(c->api.tls_cert), err, errlen) < 0 ||
+	    us_conf_get_string(doc, api, "tls_key", c->api.tls_key, sizeof(c->api.tls_key), err, errlen) < 0 ||
+	    us_conf_get_string(doc, api, "token_file", c->api.token_file, sizeof(c->api.token_file), err, errlen) < 0)
+		return -1;
+	if (!c->api.socket[0])
+		return us_conf_errorf(doc, us_conf_get(api, "socket"), err, errlen,
+				      "a path is required (the CLI talks to the coordinator there)");
+	if (!c->api.tcp_listen[0])
+		return 0;
+	if (!strchr(c->api.tcp_listen, ':'))
+		return us_conf_errorf(doc, us_conf_get(api, "tcp_listen"), err, errlen,
+				      "expected host:port, got '%s'", c->api.tcp_listen);
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!need[i][0])
+			return us_conf_errorf(doc, us_conf_get(api, "tcp_listen"), err, errlen,
+					      "a TCP listener needs TLS and a token: set api.%s",
+					      tcp_needs[i]);
+	return 0;
+}
+
+/* retention: a limit shorter than its bucket would delete rows as soon as
+ * they are written */
+static int load_retention_section(const struct us_conf_doc *doc,
+				  const struct us_conf_node *root, struct us_coord_config *c,
+				  char *err, size_t errlen)
+{
+	static const char *const keys[] = { "raw", "minute", "hour", NULL };
+	const struct us_conf_node *ret = NULL;
+	const struct { const char *key; uint64_t *val; uint64_t min; const char *min_text; } lim[] = {
+		{ "raw", &c->retention.raw_ns, 60 * US_NS_PER_SEC, "1m" },
+		{ "minute", &c->retention.minute_ns, 60 * US_NS_PER_SEC, "1m" },
+		{ "hour", &c->retention.hour_ns, 3600 * US_NS_PER_SEC, "1h" },
+	};
+
+	if (us_conf_get_map(doc, root, "retention", &ret, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, ret, keys, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		if (us_conf_get_duration(doc, ret, lim[i].key, lim[i].val, err, errlen) < 0)
+			return -1;
+		if (*lim[i].val < lim[i].min)
+			return us_conf_errorf(doc, us_conf_get(ret, lim[i].key), err, errlen,
+					      "must be at least %s", lim[i].min_text);
+	}
+	return 0;
+}
+
+/* metrics: loopback by default (the page names workloads and agents); ""
+ * or "off" turns the endpoint off. The address is resolved at start-up. */
+static int load_metrics_section(const struct us_conf_doc *doc, const struct us_conf_node *root,
+				struct us_coord_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "listen", "read_timeout", NULL };
+	const struct us_conf_node *m = NULL;
+	const char *port;
+	char *end;
+	long n;
+
+	if (us_conf_get_map(doc, root, "metrics", &m, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, m, keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "listen", c->metrics.listen, sizeof(c->metrics.listen), err, errlen) < 0 ||
+	    us_conf_get_duration(doc, m, "read_timeout", &c->metrics.read_timeout_ns, err, errlen) < 0)
+		return -1;
+	if (c->metrics.read_timeout_ns < 100 * US_NS_PER_MS || c->metrics.read_timeout_ns > 300 * US_NS_PER_SEC)
+		return us_conf_errorf(doc, us_conf_get(m, "read_timeout"), err, errlen,
+				      "must be between 100ms and 5m");
+	if (strcmp(c->metrics.listen, "off") == 0)
+		c->metrics.listen[0] = '\0';
+	if (!c->metrics.listen[0])
+		return 0;
+	port = strrchr(c->metrics.listen, ':');
+	n = port && port[1] ? strtol(port + 1, &end, 10) : -1;
+	if (n < 0 || n > 65535 || *end)
+		return us_conf_errorf(doc, us_conf_get(m, "listen"), err, errlen,
+				      "expected host:port (or off), got '%s'", c->metrics.listen);
+	return 0;
 }
 
 static int load_store_section(const struct us_conf_doc *doc, const struct us_conf_node *root,
@@ -45,7 +147,7 @@ int us_coord_config_load(const char *path, struct us_coord_config *c, char *err,
 {
 	static const char *const keys[] = {
 		"listen", "data_dir", "secret_key", "agents_dir", "heartbeat_timeout",
-		"batch_max", "store", "log_level", NULL
+		"batch_max", "store", "log_level", "api", "retention", "metrics", NULL
 	};
 	struct us_conf_doc *doc = us_conf_load_file(path, err, errlen);
 	const struct us_conf_node *root;
@@ -64,6 +166,9 @@ int us_coord_config_load(const char *path, struct us_coord_config *c, char *err,
 	    us_conf_get_duration(doc, root, "heartbeat_timeout", &c->heartbeat_timeout_ns, err, errlen) < 0 ||
 	    us_conf_get_int64(doc, root, "batch_max", 1, 65536, &batch, err, errlen) < 0 ||
 	    load_store_section(doc, root, c, err, errlen) < 0 ||
+	    load_api_section(doc, root, c, err, errlen) < 0 ||
+	    load_retention_section(doc, root, c, err, errlen) < 0 ||
+	    load_metrics_section(doc, root, c, err, errlen) < 0 ||
 	    us_conf_get_string(doc, root, "log_level", level, sizeof(level), err, errlen) < 0)
 		goto cleanup;
 	c->batch_max = (uint32_t)batch;

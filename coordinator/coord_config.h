@@ -20,6 +20,22 @@ struct us_coord_config {
 	uint32_t batch_max;
 	bool store_sync_full;
 	enum us_log_level log_level;
+	struct {                     /* the gRPC API (coordinator/api_server.c) */
+		char socket[US_PATH_MAX];    /* unix socket, mode 0660 */
+		char tcp_listen[256];        /* host:port, "" = no TCP listener */
+		char tls_cert[US_PATH_MAX];  /* PEM; required with tcp_listen */
+		char tls_key[US_PATH_MAX];
+		char token_file[US_PATH_MAX]; /* bearer token; required with tcp_listen */
+	} api;
+	struct {                     /* rollup retention (coordinator/rollup.c) */
+		uint64_t raw_ns;             /* raw points, default 48h */
+		uint64_t minute_ns;          /* 1-minute rollups, default 35d */
+		uint64_t hour_ns;            /* 1-hour rollups, default 400d */
+	} retention;
+	struct {                     /* OpenMetrics endpoint (coordinator/metrics_http.c) */
+		char listen[256];            /* host:port, "" = off; default 127.0.0.1:9461 */
+		uint64_t read_timeout_ns;    /* to send a request head, default 5s */
+	} metrics;
 };
 
 void us_coord_config_defaults(struct us_coord_config *c);

@@ -2,6 +2,7 @@
 #include "ingest.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ struct agent {
 	uint64_t last_seen_mono_ns;
 	int stale;
 	uint64_t spool_dropped_total;  /* as last reported */
+	uint8_t routing_id[ROUTING_ID_MAX];  /* its connection, for commands */
+	uint8_t routing_len;
+	bool reconnected;               /* resend pending commands now */
 	struct us_ratelimit bad_input_log;
 };
 
@@ -304,6 +308,12 @@ static void accept_envelope(struct us_ingest *in, zmq_msg_t *rid, const char *us
 		return;
 	}
 	mark_seen(in, a);
+	if (a->routing_len != zmq_msg_size(rid) ||
+	    memcmp(a->routing_id, zmq_msg_data(rid), a->routing_len) != 0) {
+		a->routing_len = (uint8_t)zmq_msg_size(rid);
+		memcpy(a->routing_id, zmq_msg_data(rid), a->routing_len);
+		a->reconnected = true;
+	}
 	p = &in->pending[in->npending++];
 	p->routing_len = (uint8_t)zmq_msg_size(rid);
 	memcpy(p->routing_id, zmq_msg_data(rid), p->routing_len);
@@ -373,7 +383,9 @@ static void save_self_metrics(struct us_ingest *in)
 	us_store_put_self_metric(in->store, "refused_auth", us_auth_refused(in->auth));
 	us_store_put_self_metric(in->store, "store_errors", s->store_errors);
 	us_store_put_self_metric(in->store, "acks_sent", s->acks_sent);
+	us_store_put_self_metric(in->store, "commits", s->commits);
 	us_store_put_self_metric(in->store, "agents_stale", s->agents_stale);
+	us_store_put_self_metric(in->store, "commands_sent", s->commands_sent);
 	us_store_put_self_metric(in->store, "ack_latency_p99_ns",
 				 (uint64_t)us_hist_quantile(&s->ack_latency_ns, 0.99));
 }
@@ -481,6 +493,79 @@ static void check_stale(struct us_ingest *in)
 	}
 }
 
+struct command_send {
+	struct us_ingest *in;
+	struct agent *agent;
+};
+
+static void send_command(void *ctx, const struct us_store_command *c)
+{
+	struct command_send *cs = ctx;
+	struct us_ingest *in = cs->in;
+	Understudy__Command cmd = UNDERSTUDY__COMMAND__INIT;
+	Understudy__StartMirror start = UNDERSTUDY__START_MIRROR__INIT;
+	Understudy__StopMirror stop = UNDERSTUDY__STOP_MIRROR__INIT;
+	Understudy__ReloadConfig reload = UNDERSTUDY__RELOAD_CONFIG__INIT;
+	Understudy__ReportNow report = UNDERSTUDY__REPORT_NOW__INIT;
+	char err[256];
+
+	cmd.agent_id = (char *)c->agent;
+	cmd.id = (uint64_t)c->id;
+	cmd.expires_unix_ns = c->expires_ns;
+	if (strcmp(c->action, "start_mirror") == 0) {
+		start.workload = (char *)(c->workload ? c->workload : "");
+		start.endpoint = (char *)(c->endpoint ? c->endpoint : "");
+		start.sample = c->sample;
+		start.scale = c->scale;
+		cmd.action_case = UNDERSTUDY__COMMAND__ACTION_START_MIRROR;
+		cmd.start_mirror = &start;
+	} else if (strcmp(c->action, "stop_mirror") == 0) {
+		stop.workload = (char *)(c->workload ? c->workload : "");
+		cmd.action_case = UNDERSTUDY__COMMAND__ACTION_STOP_MIRROR;
+		cmd.stop_mirror = &stop;
+	} else if (strcmp(c->action, "reload_config") == 0) {
+		cmd.action_case = UNDERSTUDY__COMMAND__ACTION_RELOAD_CONFIG;
+		cmd.reload_config = &reload;
+	} else {
+		cmd.action_case = UNDERSTUDY__COMMAND__ACTION_REPORT_NOW;
+		cmd.report_now = &report;
+	}
+	if (us_command_encode(&in->codec, &cmd, &in->ack_frame, err, sizeof(err)) < 0) {
+		us_error("command %lld for %s: %s", (long long)c->id, c->agent, err);
+		return;
+	}
+	/* an agent gone since gets it again after the retry interval */
+	if (zmq_send(in->sock, cs->agent->routing_id, cs->agent->routing_len,
+		     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(in->sock, in->ack_frame.data, in->ack_frame.len, ZMQ_DONTWAIT) < 0)
+		return;
+	in->stats.commands_sent++;
+	us_debug("sent command %lld (%s) to %s", (long long)c->id, c->action, c->agent);
+}
+
+/* Sends each connected agent its pending commands: at once after it
+ * (re)connects, else those unanswered for command_retry. */
+static void dispatch_commands(struct us_ingest *in)
+{
+	uint64_t now = us_now_ns();
+	int expired = us_store_commands_expire(in->store, now);
+
+	if (expired > 0)
+		us_warn("%d agent commands expired without a result", expired);
+	for (int i = 0; i < AGENT_BUCKETS; i++) {
+		for (struct agent *a = in->agents[i]; a; a = a->next) {
+			struct command_send cs = { in, a };
+
+			if (!a->routing_len || a->stale)
+				continue;
+			us_store_commands_due(in->store, a->name, now,
+					      a->reconnected ? 0 : in->cfg.command_retry_ns,
+					      send_command, &cs);
+			a->reconnected = false;
+		}
+	}
+}
+
 static void housekeeping(struct us_ingest *in)
 {
 	uint64_t now = us_mono_ns();
@@ -489,8 +574,10 @@ static void housekeeping(struct us_ingest *in)
 		return;
 	in->next_housekeeping_ns = now + US_NS_PER_SEC;
 	check_stale(in);
-	if (ensure_txn(in) == 0)
+	if (ensure_txn(in) == 0) {
+		dispatch_commands(in);
 		save_self_metrics(in);
+	}
 }
 
 int us_ingest_run(struct us_ingest *in, int timeout_ms)

@@ -2,7 +2,8 @@
  * authenticated agents, refuses and counts what is malformed, writes the rest
  * to the store in batched transactions and acks each envelope only after the
  * transaction that holds it has committed. Tracks agent liveness (stale after
- * heartbeat_timeout without a message) and the coordinator's self-metrics. */
+ * heartbeat_timeout without a message) and the coordinator's self-metrics,
+ * and sends agents the commands queued for them in the store. */
 #ifndef US_INGEST_H
 #define US_INGEST_H
 
@@ -20,6 +21,7 @@ struct us_ingest_config {
 	uint64_t heartbeat_timeout_ns;      /* stale after this silence */
 	uint32_t batch_max;                 /* envelopes per transaction */
 	uint64_t future_slack_ns;           /* how far a seq may run ahead of the clock */
+	uint64_t command_retry_ns;          /* resend an unanswered command after this */
 };
 
 struct us_ingest_stats {
@@ -33,6 +35,7 @@ struct us_ingest_stats {
 	uint64_t acks_sent;
 	uint64_t commits;
 	uint64_t agents_stale;
+	uint64_t commands_sent;
 	struct us_hist ack_latency_ns;
 };
 

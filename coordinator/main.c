@@ -9,12 +9,15 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "api_server.h"
 #include "auth.h"
 #include "clock.h"
 #include "coord_config.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics_http.h"
+#include "rollup.h"
 #include "store.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -46,11 +49,16 @@ static int run(const struct us_coord_config *cfg)
 		.heartbeat_timeout_ns = cfg->heartbeat_timeout_ns,
 		.batch_max = cfg->batch_max,
 		.future_slack_ns = 86400 * US_NS_PER_SEC,
+		.command_retry_ns = 5 * US_NS_PER_SEC,
 	};
 	struct us_store_options sopt = { .synchronous_full = cfg->store_sync_full };
 	struct us_store *store = NULL;
 	struct us_auth *auth = NULL;
 	struct us_ingest *ingest = NULL;
+	struct us_api_server *api = NULL;
+	struct us_rollup *rollup = NULL;
+	struct us_metrics_http *metrics = NULL;
+	struct us_rollup_config rcfg;
 	void *ctx = NULL;
 	char err[1024], db_path[US_PATH_MAX + 32];
 	int rc = 1;
@@ -80,6 +88,39 @@ static int run(const struct us_coord_config *cfg)
 		us_error("%s", err);
 		goto cleanup;
 	}
+	/* after the store exists: the API reads it through its own connection */
+	api = us_api_server_start(&(struct us_api_server_config){
+		.socket_path = cfg->api.socket, .tcp_listen = cfg->api.tcp_listen,
+		.tls_cert = cfg->api.tls_cert, .tls_key = cfg->api.tls_key,
+		.token_file = cfg->api.token_file, .db_path = db_path }, err, sizeof(err));
+	if (!api) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	us_info("API on unix:%s%s%s", cfg->api.socket, cfg->api.tcp_listen[0] ? " and TLS " : "",
+		cfg->api.tcp_listen);
+	/* its own connection and thread: rollups never delay an ack */
+	us_rollup_config_defaults(&rcfg);
+	rcfg.raw_retention_ns = cfg->retention.raw_ns;
+	rcfg.minute_retention_ns = cfg->retention.minute_ns;
+	rcfg.hour_retention_ns = cfg->retention.hour_ns;
+	rollup = us_rollup_start(db_path, &rcfg, err, sizeof(err));
+	if (!rollup) {
+		us_error("%s", err);
+		goto cleanup;
+	}
+	/* its own thread and read-only connection: a scrape never delays an ack */
+	if (cfg->metrics.listen[0]) {
+		metrics = us_metrics_http_start(&(struct us_metrics_http_config){
+			.listen = cfg->metrics.listen, .db_path = db_path,
+			.read_timeout_ns = cfg->metrics.read_timeout_ns }, err, sizeof(err));
+		if (!metrics) {
+			us_error("%s", err);
+			goto cleanup;
+		}
+		us_info("metrics on http://%s/metrics (port %u)", cfg->metrics.listen,
+			us_metrics_http_port(metrics));
+	}
 	us_info("understudy-coordinator %s listening on %s, store %s, %zu agent keys in %s",
 		US_VERSION, cfg->listen, db_path, us_auth_key_count(auth), cfg->agents_dir);
 	while (!stop_requested)
@@ -98,6 +139,9 @@ static int run(const struct us_coord_config *cfg)
 	}
 	rc = 0;
 cleanup:
+	us_metrics_http_stop(metrics);
+	us_rollup_stop(rollup);
+	us_api_server_stop(api);
 	us_ingest_close(ingest);
 	us_auth_close(auth);
 	if (ctx)

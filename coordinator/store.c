@@ -43,6 +43,63 @@ static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
 	"  PRIMARY KEY(agent_id, seq)) WITHOUT ROWID;"
 	"CREATE INDEX metric_batches_by_workload ON metric_batches(workload, role, start_ns);"
 	"CREATE TABLE self_metrics(name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+	/* Time series derived from metric batches by coordinator/rollup.c. The
+	 * three point tables share one shape so one merge routine serves them:
+	 * count/sum (histogram samples and sum; sum alone is a counter's
+	 * increase), gauge_sum/gauge_last/last_ns (gauges: mean and the value
+	 * of the latest interval), hist (a packed Histogram, delta-coded). An
+	 * interval belongs to the rollup bucket holding its start. Rowid tables:
+	 * histogram blobs of 0.3-2 KiB make WITHOUT ROWID leaf pages sparse. */
+	[2] =
+	"CREATE TABLE series("
+	"  id INTEGER PRIMARY KEY,"
+	"  workload TEXT NOT NULL, role INTEGER NOT NULL, metric TEXT NOT NULL,"
+	"  unit TEXT NOT NULL DEFAULT '',"
+	"  kind TEXT NOT NULL CHECK(kind IN ('histogram', 'counter', 'gauge')),"
+	"  UNIQUE(workload, role, metric));"
+	"CREATE TABLE points_raw("
+	"  series_id INTEGER NOT NULL REFERENCES series(id),"
+	"  start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL, sum INTEGER NOT NULL,"
+	"  gauge_sum REAL, gauge_last REAL, last_ns INTEGER, hist BLOB,"
+	"  UNIQUE(series_id, start_ns));"
+	"CREATE TABLE rollup_1m("
+	"  series_id INTEGER NOT NULL REFERENCES series(id),"
+	"  bucket_start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL, sum INTEGER NOT NULL,"
+	"  gauge_sum REAL, gauge_last REAL, last_ns INTEGER, hist BLOB,"
+	"  UNIQUE(series_id, bucket_start_ns));"
+	"CREATE TABLE rollup_1h("
+	"  series_id INTEGER NOT NULL REFERENCES series(id),"
+	"  bucket_start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL, sum INTEGER NOT NULL,"
+	"  gauge_sum REAL, gauge_last REAL, last_ns INTEGER, hist BLOB,"
+	"  UNIQUE(series_id, bucket_start_ns));"
+	/* the UNIQUE indexes serve the series query (one series, a time
+	 * range); these serve retention (everything older than a time) */
+	"CREATE INDEX points_raw_by_time ON points_raw(start_ns);"
+	"CREATE INDEX rollup_1m_by_time ON rollup_1m(bucket_start_ns);"
+	"CREATE INDEX rollup_1h_by_time ON rollup_1h(bucket_start_ns);"
+	/* watermark: highest envelopes rowid rolled up; newest_ns: latest
+	 * interval start seen, the clock retention runs on */
+	"CREATE TABLE rollup_state("
+	"  id INTEGER PRIMARY KEY CHECK(id = 1),"
+	"  watermark INTEGER NOT NULL, newest_ns INTEGER NOT NULL);"
+	"INSERT INTO rollup_state VALUES (1, 0, 0);",
+	/* Agent commands: see us_store_command_add. state: pending, done,
+	 * failed (the agent said so), expired (no result before expires_ns). */
+	[3] =
+	"CREATE TABLE commands("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent TEXT NOT NULL,"
+	"  action TEXT NOT NULL CHECK (action IN "
+	"    ('report_now', 'reload_config', 'start_mirror', 'stop_mirror')),"
+	"  workload TEXT, endpoint TEXT, sample REAL, scale INTEGER,"
+	"  created_ns INTEGER NOT NULL, expires_ns INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'pending',"
+	"  sent_count INTEGER NOT NULL DEFAULT 0, last_sent_ns INTEGER,"
+	"  result TEXT, finished_ns INTEGER);"
+	"CREATE INDEX commands_by_agent ON commands(agent, state);",
 };
 
 enum stmt_id {
@@ -50,11 +107,14 @@ enum stmt_id {
 	ST_AGENT_FIND, ST_AGENT_ADD,
 	ST_ENV_PUT, ST_HELLO, ST_WORKLOAD_PUT, ST_HEARTBEAT, ST_BATCH_PUT,
 	ST_AGENT_STATE, ST_SELF_METRIC,
+	ST_CMD_ADD, ST_CMD_DUE, ST_CMD_SENT, ST_CMD_EXPIRE, ST_CMD_RESULT,
 	ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN",
+	/* IMMEDIATE: the rollup thread writes too; a deferred transaction that
+	 * must upgrade to write gets SQLITE_BUSY without waiting */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_AGENT_FIND] = "SELECT id FROM agents WHERE name = ?",
@@ -78,6 +138,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 			   "WHERE id = ?",
 	[ST_SELF_METRIC] = "INSERT INTO self_metrics(name, value) VALUES (?, ?) "
 			   "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+	[ST_CMD_ADD] = "INSERT INTO commands(agent, action, workload, endpoint, sample, scale, "
+		       "created_ns, expires_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_CMD_DUE] = "SELECT id, action, workload, endpoint, sample, scale, expires_ns "
+		       "FROM commands WHERE agent = ? AND state = 'pending' AND expires_ns > ? "
+		       "AND coalesce(last_sent_ns, 0) + ? <= ? ORDER BY id",
+	[ST_CMD_SENT] = "UPDATE commands SET sent_count = sent_count + 1, last_sent_ns = ? "
+			"WHERE id = ?",
+	[ST_CMD_EXPIRE] = "UPDATE commands SET state = 'expired', finished_ns = ? "
+			  "WHERE state = 'pending' AND expires_ns <= ?",
+	[ST_CMD_RESULT] = "UPDATE commands SET state = CASE WHEN ? THEN 'done' ELSE 'failed' END, "
+			  "result = ?, finished_ns = ? WHERE id = ? AND state IN ('pending', 'expired') "
+			  "AND agent = (SELECT name FROM agents WHERE id = ?)",
 };
 
 struct us_store {
@@ -334,6 +406,28 @@ static int put_heartbeat(struct us_store *st, int64_t agent, const struct us_env
 	return step_done(q);
 }
 
+/* A result for a command of another agent, or one already finished,
+ * changes nothing: only the command's own agent can close it, once. */
+static int put_command_result(struct us_store *st, int64_t agent,
+			      const struct us_envelope_view *env, uint64_t now)
+{
+	Understudy__CommandResult *r = understudy__command_result__unpack(NULL, env->body_len,
+									  env->body);
+	sqlite3_stmt *q = st->st[ST_CMD_RESULT];
+	int rc;
+
+	if (!r)
+		return -1;
+	sqlite3_bind_int(q, 1, r->ok);
+	sqlite3_bind_text(q, 2, r->message, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)r->command_id);
+	sqlite3_bind_int64(q, 5, agent);
+	rc = step_done(q);
+	understudy__command_result__free_unpacked(r, NULL);
+	return rc;
+}
+
 static int put_derived(struct us_store *st, int64_t agent, const struct us_envelope_view *env,
 		       uint64_t now)
 {
@@ -350,6 +444,8 @@ static int put_derived(struct us_store *st, int64_t agent, const struct us_envel
 		return rc;
 	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
 		return put_heartbeat(st, agent, env, now);
+	case UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT:
+		return put_command_result(st, agent, env, now);
 	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
 		return put_metric_batch(st, agent, env);
 	default:
@@ -415,4 +511,75 @@ int us_store_put_self_metric(struct us_store *st, const char *name, uint64_t val
 	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)value);
 	return step_done(q);
+}
+
+int us_store_command_add(struct us_store *st, const struct us_store_command *cmd, int64_t *id,
+			 char *err, size_t errlen)
+{
+	sqlite3_stmt *q = st->st[ST_CMD_ADD];
+
+	sqlite3_bind_text(q, 1, cmd->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, cmd->action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, cmd->workload, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, cmd->endpoint, -1, SQLITE_STATIC);
+	sqlite3_bind_double(q, 5, cmd->sample);
+	sqlite3_bind_int64(q, 6, cmd->scale);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)us_now_ns());
+	sqlite3_bind_int64(q, 8, (sqlite3_int64)cmd->expires_ns);
+	if (step_done(q) < 0) {
+		snprintf(err, errlen, "store: queueing a command for %s: %s", cmd->agent,
+			 sqlite3_errmsg(st->db));
+		return -1;
+	}
+	*id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int us_store_commands_due(struct us_store *st, const char *agent, uint64_t now_ns,
+			  uint64_t retry_ns, us_store_command_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = st->st[ST_CMD_DUE];
+	int64_t ids[64];
+	size_t n = 0;
+	int rc;
+
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)now_ns);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)retry_ns);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)now_ns);
+	while (n < 64 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct us_store_command cmd = {
+			.id = sqlite3_column_int64(q, 0),
+			.agent = agent,
+			.action = (const char *)sqlite3_column_text(q, 1),
+			.workload = (const char *)sqlite3_column_text(q, 2),
+			.endpoint = (const char *)sqlite3_column_text(q, 3),
+			.sample = sqlite3_column_double(q, 4),
+			.scale = (uint32_t)sqlite3_column_int64(q, 5),
+			.expires_ns = (uint64_t)sqlite3_column_int64(q, 6),
+		};
+
+		fn(ctx, &cmd);
+		ids[n++] = cmd.id;
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st->st[ST_CMD_SENT], 1, (sqlite3_int64)now_ns);
+		sqlite3_bind_int64(st->st[ST_CMD_SENT], 2, ids[i]);
+		if (step_done(st->st[ST_CMD_SENT]) < 0)
+			return -1;
+	}
+	return (int)n;
+}
+
+int us_store_commands_expire(struct us_store *st, uint64_t now_ns)
+{
+	sqlite3_stmt *q = st->st[ST_CMD_EXPIRE];
+
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)now_ns);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)now_ns);
+	if (step_done(q) < 0)
+		return -1;
+	return sqlite3_changes(st->db);
 }

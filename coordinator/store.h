@@ -11,7 +11,7 @@
 
 #include "scan.h"
 
-#define US_STORE_SCHEMA_VERSION 1
+#define US_STORE_SCHEMA_VERSION 3
 
 struct us_store;
 
@@ -53,5 +53,30 @@ int us_store_set_agent_state(struct us_store *st, int64_t agent, const char *sta
 			     uint64_t last_seen_ns);
 
 int us_store_put_self_metric(struct us_store *st, const char *name, uint64_t value);
+
+/* Agent commands (table `commands`): queued by the API (or by hand with
+ * SQL), sent by ingest to the agent's connection until its CommandResult is
+ * stored or the command expires. */
+struct us_store_command {
+	int64_t id;
+	const char *agent;
+	const char *action;      /* report_now, reload_config, start_mirror, stop_mirror */
+	const char *workload;    /* mirror actions */
+	const char *endpoint;
+	double sample;
+	uint32_t scale;
+	uint64_t expires_ns;
+};
+
+typedef void (*us_store_command_fn)(void *ctx, const struct us_store_command *cmd);
+
+int us_store_command_add(struct us_store *st, const struct us_store_command *cmd, int64_t *id,
+			 char *err, size_t errlen);
+/* Pending, unexpired commands for agent not sent within retry_ns; each one
+ * passed to fn is marked sent now. */
+int us_store_commands_due(struct us_store *st, const char *agent, uint64_t now_ns,
+			  uint64_t retry_ns, us_store_command_fn fn, void *ctx);
+/* Marks pending commands past their expiry; returns how many, or -1. */
+int us_store_commands_expire(struct us_store *st, uint64_t now_ns);
 
 #endif

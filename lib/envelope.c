@@ -76,6 +76,12 @@ int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errl
 	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH:
 	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
 		return 0;
+	case UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT:
+		if (env->command_result->command_id == 0) {
+			snprintf(err, errlen, "command_result: command_id 0");
+			return -1;
+		}
+		return 0;
 	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
 		return validate_metric_batch(env->metric_batch, err, errlen);
 	default:
@@ -281,4 +287,50 @@ int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 	}
 	*seq = r[0].first;
 	return 0;
+}
+
+int us_command_encode(struct us_codec *c, const Understudy__Command *cmd, struct us_buf *out,
+		      char *err, size_t errlen)
+{
+	size_t n = understudy__command__get_packed_size(cmd);
+
+	if (us_buf_reserve(&c->plain, n ? n : 1) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->plain.len = understudy__command__pack(cmd, c->plain.data);
+	return us_frame_pack(c, US_FRAME_COMMAND, c->plain.data, c->plain.len, out, err, errlen);
+}
+
+Understudy__Command *us_command_decode(struct us_codec *c, const uint8_t *frame, size_t len,
+				       const char *agent_id, char *err, size_t errlen)
+{
+	Understudy__Command *cmd;
+	enum us_frame_type type;
+	const uint8_t *body;
+	size_t body_len;
+
+	if (us_frame_unpack(c, frame, len, &type, &body, &body_len, err, errlen) != US_FRAME_OK)
+		return NULL;
+	if (type != US_FRAME_COMMAND) {
+		snprintf(err, errlen, "frame type %d where a command was expected", type);
+		return NULL;
+	}
+	cmd = understudy__command__unpack(NULL, body_len, body);
+	if (cmd && has_field_zero(&cmd->base)) {
+		understudy__command__free_unpacked(cmd, NULL);
+		cmd = NULL;
+	}
+	if (!cmd) {
+		snprintf(err, errlen, "corrupt Command");
+		return NULL;
+	}
+	if (strcmp(cmd->agent_id, agent_id) != 0 || cmd->id == 0 ||
+	    cmd->action_case == UNDERSTUDY__COMMAND__ACTION__NOT_SET) {
+		snprintf(err, errlen, "command %llu for '%s' (we are '%s') or without an action",
+			 (unsigned long long)cmd->id, cmd->agent_id, agent_id);
+		understudy__command__free_unpacked(cmd, NULL);
+		return NULL;
+	}
+	return cmd;
 }

@@ -49,6 +49,13 @@ int us_ack_decode_ranges(struct us_codec *c, const uint8_t *frame, size_t len,
 int us_ack_decode(struct us_codec *c, const uint8_t *frame, size_t len,
 		  const char *agent_id, uint64_t *seq, char *err, size_t errlen);
 
+int us_command_encode(struct us_codec *c, const Understudy__Command *cmd, struct us_buf *out,
+		      char *err, size_t errlen);
+/* The command in a COMMAND frame for agent_id, or NULL with a reason. Free
+ * with understudy__command__free_unpacked(cmd, NULL). */
+Understudy__Command *us_command_decode(struct us_codec *c, const uint8_t *frame, size_t len,
+				       const char *agent_id, char *err, size_t errlen);
+
 /* Valid agent ids: 1..128 of [A-Za-z0-9._-]; they name key files too. */
 int us_agent_id_valid(const char *id);
 int us_agent_id_valid_n(const char *id, size_t len);

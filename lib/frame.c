@@ -131,7 +131,7 @@ enum us_frame_err us_frame_unpack(struct us_codec *c, const uint8_t *frame, size
 	}
 	if (len < US_FRAME_HDR || frame[0] != US_FRAME_MAGIC || frame[3] != 0 ||
 	    (frame[2] & ~US_FRAME_FLAG_ZLIB) ||
-	    (frame[1] != US_FRAME_ENVELOPE && frame[1] != US_FRAME_ACK)) {
+	    frame[1] < US_FRAME_ENVELOPE || frame[1] > US_FRAME_COMMAND) {
 		snprintf(err, errlen, "not an understudy frame (%zu bytes, header %02x %02x %02x %02x)",
 			 len, len > 0 ? frame[0] : 0, len > 1 ? frame[1] : 0,
 			 len > 2 ? frame[2] : 0, len > 3 ? frame[3] : 0);

@@ -20,6 +20,7 @@
 enum us_frame_type {
 	US_FRAME_ENVELOPE = 1, /* agent -> coordinator */
 	US_FRAME_ACK = 2,      /* coordinator -> agent */
+	US_FRAME_COMMAND = 3,  /* coordinator -> agent */
 };
 
 /* Why a frame was refused; each has its own self-metric. */

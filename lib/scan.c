@@ -371,11 +371,17 @@ static int check_other_body(struct scan *s, const struct us_envelope_view *v)
 	case UNDERSTUDY__ENVELOPE__BODY_HELLO: d = &understudy__hello__descriptor; break;
 	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH: d = &understudy__request_batch__descriptor; break;
 	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT: d = &understudy__heartbeat__descriptor; break;
+	case UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT:
+		d = &understudy__command_result__descriptor;
+		break;
 	default: return 0;
 	}
 	m = protobuf_c_message_unpack(d, NULL, v->body_len, v->body);
 	if (!m)
 		return malformed(s, "body does not decode");
+	if (v->body_case == UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT &&
+	    ((Understudy__CommandResult *)m)->command_id == 0)
+		invalid(s, "command_result: command_id 0");
 	protobuf_c_message_free_unpacked(m, NULL);
 	return 0;
 }
@@ -397,7 +403,7 @@ enum us_frame_err us_scan_envelope(const uint8_t *buf, size_t len, struct us_env
 		case 2: rc = once(&s, &seen, &f) ?: u64_field(&s, &f, &v->seq); break;
 		case 3: rc = once(&s, &seen, &f) ?: u64_field(&s, &f, &v->sent_unix_ns); break;
 		case 4: rc = once(&s, &seen, &f) ?: u32_field(&s, &f, &v->schema_version); break;
-		case 10: case 11: case 12: case 13:
+		case 10: case 11: case 12: case 13: case 14:
 			if (v->body_case) {
 				rc = malformed(&s, "more than one body");
 				break;

@@ -7,6 +7,7 @@ BIN=${BIN:?BIN must name the directory of the built binaries}
 T=$(mktemp -d /tmp/understudy-e2e.XXXXXX)
 PORT=$((20000 + RANDOM % 20000))
 ENDPOINT=tcp://127.0.0.1:$PORT
+MPORT=$((PORT + 1))   # the coordinator's /metrics
 COORD_PID=
 PIDS=()
 
@@ -45,6 +46,11 @@ coord_start() {
 		echo "secret_key: $T/keys/coordinator.key"
 		echo "agents_dir: $T/agents.d"
 		for line in "$@"; do echo "$line"; done
+		# /metrics on the test's own port, not the shared default 9461,
+		# unless the test configures it
+		[[ " $* " == *" metrics: "* ]] || printf 'metrics:\n  listen: 127.0.0.1:%s\n' "$MPORT"
+		# and the API on the test's own socket, not /run/understudy/api.sock
+		[[ " $* " == *" api: "* || "$*" == *"api:"* ]] || printf 'api:\n  socket: %s/api.sock\n' "$T"
 	} > "$T/coord.yaml"
 	"$BIN/understudy-coordinator" --config "$T/coord.yaml" >>"$T/coord.log" 2>&1 &
 	COORD_PID=$!

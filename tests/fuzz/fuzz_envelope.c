@@ -98,6 +98,31 @@ static void fuzz_ack(const uint8_t *data, size_t size)
 				 sizeof(err)) < 0, "ack accepted for two agent ids");
 }
 
+/* The agent's side of the control channel: a command it accepts is for it,
+ * has an id and an action, and survives re-encoding. */
+static void fuzz_command(const uint8_t *data, size_t size)
+{
+	Understudy__Command *cmd, *again;
+	char err[512] = "";
+
+	cmd = us_command_decode(&fuzz_codec, data, size, FUZZ_AGENT, err, sizeof(err));
+	if (!cmd) {
+		FUZZ_CHECK(err[0], "command refused without a reason");
+		return;
+	}
+	FUZZ_CHECK(strcmp(cmd->agent_id, FUZZ_AGENT) == 0 && cmd->id != 0 &&
+			   cmd->action_case != UNDERSTUDY__COMMAND__ACTION__NOT_SET,
+		   "accepted a command that is not ours or has no action");
+	FUZZ_CHECK(us_command_encode(&fuzz_codec, cmd, &fuzz_out, err, sizeof(err)) == 0,
+		   "command re-encode: %s", err);
+	again = us_command_decode(&fuzz_codec, fuzz_out.data, fuzz_out.len, FUZZ_AGENT, err,
+				  sizeof(err));
+	FUZZ_CHECK(again && again->id == cmd->id && again->action_case == cmd->action_case,
+		   "command round trip: %s", err);
+	understudy__command__free_unpacked(again, NULL);
+	understudy__command__free_unpacked(cmd, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Understudy__Envelope *env;
@@ -123,5 +148,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		us_envelope_free(env);
 	}
 	fuzz_ack(data, size);
+	fuzz_command(data, size);
 	return 0;
 }

@@ -236,8 +236,9 @@ static void test_schema_versions(void **state)
 	assert_non_null(strstr(err, f->path));
 	assert_non_null(strstr(err, "schema version 99 is newer"));
 	/* teardown expects a store */
+	snprintf(err, sizeof(err), "PRAGMA user_version = %d", US_STORE_SCHEMA_VERSION);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, err, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	f->st = us_store_open(f->path, &opt, err, sizeof(err));
 	assert_non_null(f->st);

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Control channel: commands queued while the agent is disconnected are
+# delivered after it reconnects and their results stored; a command nobody
+# answers in time expires; reload_config applies a changed workload list.
+. "$(dirname "$0")/lib.sh"
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
+root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+cg="$root/us-e2e-cmd-$$"
+mkdir -p "$cg/a" "$cg/b"
+trap 'rmdir "$cg/a" "$cg/b" "$cg" 2>/dev/null; cleanup' EXIT
+keys_init; agent_key host1; coord_start
+write_config() { # workload names...
+	{
+		echo "agent_id: host1"
+		echo "key: $T/keys/host1.key"
+		echo "coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}"
+		echo "spool: {dir: $T/agent-spool}"
+		echo "interval: 1h"   # so any MetricBatch seen comes from report_now
+		echo "workloads:"
+		for w in "$@"; do echo "  - {name: $w, role: production, cgroup: $cg/$w}"; done
+	} > "$T/agent.yaml"
+}
+start_agent() {
+	"$BIN/understudy-agent" --config "$T/agent.yaml" >>"$T/agent.log" 2>&1 &
+	AGENT=$!; PIDS+=($AGENT)
+}
+wait_for() { # sql expected seconds
+	for _ in $(seq 1 $(($3 * 10))); do
+		[ "$(q "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+queue() { # action expires_in_s
+	q "INSERT INTO commands(agent, action, created_ns, expires_ns)
+	   VALUES ('host1', '$1', $(date +%s%N), $(date +%s%N) + $2 * 1000000000);
+	   SELECT last_insert_rowid();"
+}
+write_config a
+start_agent
+wait_for "SELECT count(*) FROM workloads" 1 10 || fail "agent never said hello"
+kill -TERM $AGENT; wait $AGENT || fail "agent exit"
+batches=$(q "SELECT count(*) FROM metric_batches")
+
+report=$(queue report_now 120)
+mirror=$(queue start_mirror 120)
+short=$(queue report_now 1)
+info "queued commands $report, $mirror, $short while the agent is down"
+sleep 2
+start_agent
+wait_for "SELECT state FROM commands WHERE id = $report" done 15 \
+	|| fail "report_now not done: $(q "SELECT * FROM commands")"
+[ "$(q "SELECT count(*) FROM metric_batches")" -gt "$batches" ] \
+	|| fail "report_now reported no interval"
+wait_for "SELECT state FROM commands WHERE id = $mirror" failed 10 || fail "start_mirror not answered"
+q "SELECT result FROM commands WHERE id = $mirror" | grep -q "not built into this agent" \
+	|| fail "start_mirror result: $(q "SELECT result FROM commands WHERE id = $mirror")"
+[ "$(q "SELECT state FROM commands WHERE id = $short")" = expired ] \
+	|| fail "short-lived command: $(q "SELECT state FROM commands WHERE id = $short")"
+info "after reconnect: report_now done, start_mirror failed with a reason, the 1 s command expired"
+
+write_config a b
+reload=$(queue reload_config 60)
+wait_for "SELECT state FROM commands WHERE id = $reload" done 15 \
+	|| fail "reload_config: $(q "SELECT state, result FROM commands WHERE id = $reload")"
+wait_for "SELECT count(*) FROM workloads" 2 5 || fail "reloaded workload list not announced"
+info "reload_config: $(q "SELECT result FROM commands WHERE id = $reload" | sed "s|$T/||")"
+
+# a reload that would change the agent's identity is refused whole
+sed -i 's/^agent_id: host1/agent_id: host2/' "$T/agent.yaml"
+kill -HUP $AGENT
+sleep 0.5
+grep -q "changes the agent id" "$T/agent.log" || fail "SIGHUP reload with a new identity not refused"
+kill -TERM $AGENT; wait $AGENT || fail "agent exit"
