@@ -181,6 +181,144 @@ static int agents_list(struct us_api_ctx *ctx, const ProtobufCMessage *req,
 	return rc;
 }
 
+/* ---- agent commands ----------------------------------------------------- */
+
+static int command_args(struct us_api_ctx *ctx, const Understudy__Api__AgentCommandRequest *in,
+			char *msg, size_t msglen)
+{
+	static const char *const actions[] = { "report_now", "reload_config", "start_mirror",
+					       "stop_mirror" };
+	bool mirror = false, known = false;
+	const char *colon;
+
+	if (!in->agent[0])
+		return snprintf(msg, msglen, "agent: required"), GRPC_STATUS_INVALID_ARGUMENT;
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		known |= strcmp(in->action, actions[i]) == 0;
+	if (!known)
+		return snprintf(msg, msglen, "action: expected report_now, reload_config, "
+				"start_mirror or stop_mirror, got '%.64s'", in->action),
+		       GRPC_STATUS_INVALID_ARGUMENT;
+	mirror = strstr(in->action, "mirror") != NULL;
+	if (mirror && !in->workload[0])
+		return snprintf(msg, msglen, "workload: required for %s", in->action),
+		       GRPC_STATUS_INVALID_ARGUMENT;
+	if (strcmp(in->action, "start_mirror") == 0) {
+		colon = strrchr(in->endpoint, ':');
+		if (!colon || colon == in->endpoint || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+			return snprintf(msg, msglen, "endpoint: expected host:port, got '%.64s'",
+					in->endpoint), GRPC_STATUS_INVALID_ARGUMENT;
+		if (in->sample < 0 || in->sample > 1)
+			return snprintf(msg, msglen, "sample: must be in (0, 1]"),
+			       GRPC_STATUS_INVALID_ARGUMENT;
+		if (in->scale > 100)
+			return snprintf(msg, msglen, "scale: at most 100"), GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	if (in->ttl_seconds > 86400)
+		return snprintf(msg, msglen, "ttl_seconds: at most 86400"), GRPC_STATUS_INVALID_ARGUMENT;
+	{
+		Understudy__Api__Agent **agents = NULL;
+		size_t n = 0;
+		int rc = select_agents(ctx, in->agent, &agents, &n, msg, msglen);
+
+		for (size_t i = 0; i < n; i++)
+			protobuf_c_message_free_unpacked(&agents[i]->base, NULL);
+		free(agents);
+		if (rc != GRPC_STATUS_OK)
+			return rc;
+		if (n == 0)
+			return snprintf(msg, msglen, "agent: no agent named '%.128s'", in->agent),
+			       GRPC_STATUS_NOT_FOUND;
+	}
+	return GRPC_STATUS_OK;
+}
+
+static int agents_command(struct us_api_ctx *ctx, const ProtobufCMessage *req,
+			  ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	const Understudy__Api__AgentCommandRequest *in = (const void *)req;
+	Understudy__Api__AgentCommandResponse *r;
+	sqlite3_stmt *q = NULL;
+	uint64_t now = us_now_ns();
+	int rc = command_args(ctx, in, msg, msglen);
+
+	if (rc != GRPC_STATUS_OK)
+		return rc;
+	if (sqlite3_prepare_v2(ctx->db, "INSERT INTO commands(agent, action, workload, endpoint, "
+			       "sample, scale, created_ns, expires_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &q, NULL) != SQLITE_OK)
+		return db_error(ctx, msg, msglen);
+	sqlite3_bind_text(q, 1, in->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, in->action, -1, SQLITE_STATIC);
+	if (in->workload[0])
+		sqlite3_bind_text(q, 3, in->workload, -1, SQLITE_STATIC);
+	if (in->endpoint[0])
+		sqlite3_bind_text(q, 4, in->endpoint, -1, SQLITE_STATIC);
+	sqlite3_bind_double(q, 5, in->sample > 0 ? in->sample : 1.0);
+	sqlite3_bind_int(q, 6, in->scale ? (int)in->scale : 1);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 8, (sqlite3_int64)(now + (uint64_t)(in->ttl_seconds ? in->ttl_seconds
+								    : 600) * US_NS_PER_SEC));
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		rc = db_error(ctx, msg, msglen);
+		goto cleanup;
+	}
+	r = malloc(sizeof(*r));
+	if (!r) {
+		rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		goto cleanup;
+	}
+	understudy__api__agent_command_response__init(r);
+	r->id = (uint64_t)sqlite3_last_insert_rowid(ctx->db);
+	*resp = &r->base;
+cleanup:
+	sqlite3_finalize(q);
+	return rc;
+}
+
+static int command_status(struct us_api_ctx *ctx, const ProtobufCMessage *req,
+			  ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	const Understudy__Api__CommandStatusRequest *in = (const void *)req;
+	Understudy__Api__CommandStatusResponse *r = NULL;
+	sqlite3_stmt *q = NULL;
+	int rc = GRPC_STATUS_OK, step;
+
+	if (in->id == 0)
+		return snprintf(msg, msglen, "id: required"), GRPC_STATUS_INVALID_ARGUMENT;
+	if (sqlite3_prepare_v2(ctx->db, "SELECT agent, action, state, coalesce(result, ''), "
+			       "sent_count, created_ns, expires_ns, coalesce(finished_ns, 0) "
+			       "FROM commands WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+		return db_error(ctx, msg, msglen);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)in->id);
+	step = sqlite3_step(q);
+	if (step == SQLITE_DONE) {
+		snprintf(msg, msglen, "id: no command %llu", (unsigned long long)in->id);
+		rc = GRPC_STATUS_NOT_FOUND;
+		goto cleanup;
+	}
+	if (step != SQLITE_ROW || !(r = malloc(sizeof(*r)))) {
+		rc = step != SQLITE_ROW ? db_error(ctx, msg, msglen) : GRPC_STATUS_RESOURCE_EXHAUSTED;
+		goto cleanup;
+	}
+	understudy__api__command_status_response__init(r);
+	*resp = &r->base;
+	r->id = in->id;
+	r->agent = col_str(q, 0);
+	r->action = col_str(q, 1);
+	r->state = col_str(q, 2);
+	r->result = col_str(q, 3);
+	r->sent_count = (uint32_t)sqlite3_column_int(q, 4);
+	r->created_ns = (uint64_t)sqlite3_column_int64(q, 5);
+	r->expires_ns = (uint64_t)sqlite3_column_int64(q, 6);
+	r->finished_ns = (uint64_t)sqlite3_column_int64(q, 7);
+	if (!r->agent || !r->action || !r->state || !r->result)
+		rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
+cleanup:
+	sqlite3_finalize(q);
+	return rc;
+}
+
 /* ---- workloads ---------------------------------------------------------- */
 
 static const char workload_sql[] =
@@ -546,6 +684,10 @@ static const struct us_api_method methods[] = {
 	  agents_list, "agents" },
 	{ "/understudy.api.Agents/Describe", &understudy__api__agents_describe_request__descriptor,
 	  agents_describe, "agents describe" },
+	{ "/understudy.api.Agents/Command", &understudy__api__agent_command_request__descriptor,
+	  agents_command, "command" },
+	{ "/understudy.api.Agents/CommandStatus",
+	  &understudy__api__command_status_request__descriptor, command_status, "command" },
 	{ "/understudy.api.Workloads/List", &understudy__api__workloads_list_request__descriptor,
 	  workloads_list, "workloads" },
 	{ "/understudy.api.Workloads/Describe",

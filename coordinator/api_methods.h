@@ -1,6 +1,6 @@
 /* The gRPC API's methods (proto/api.proto): the table from method path to
  * request type and handler, and the handlers themselves, which read the
- * store and build responses. Transport, authentication and framing live in
+ * store (and queue agent commands in it) and build responses. Transport, authentication and framing live in
  * api_server.c; nothing here knows about gRPC except the status codes. */
 #ifndef US_API_METHODS_H
 #define US_API_METHODS_H
@@ -12,7 +12,7 @@
 #include "frame.h"
 
 struct us_api_ctx {
-	sqlite3 *db;            /* read-only, owned by the server thread */
+	sqlite3 *db;            /* owned by the server thread; writes only commands */
 	struct us_codec codec;  /* envelope decoding */
 };
 

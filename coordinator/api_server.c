@@ -457,7 +457,8 @@ static void *serve(void *arg)
 
 static int open_store(struct us_api_server *s, const char *path, char *err, size_t errlen)
 {
-	if (sqlite3_open_v2(path, &s->ctx.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	/* read-write only to queue agent commands; everything else reads */
+	if (sqlite3_open_v2(path, &s->ctx.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "api: store %s: %s", path, sqlite3_errmsg(s->ctx.db));
 		return -1;

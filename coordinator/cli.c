@@ -67,6 +67,7 @@ static const struct verb verbs[] = {
 	{ "workloads", "list the workloads the agents observe", NULL, us_cli_workloads },
 	{ "status", "a workload's role, agent and last interval's figures", NULL, us_cli_status },
 	{ "series", "one metric of a workload over time", NULL, us_cli_series },
+	{ "command", "queue a command for an agent and follow it", NULL, us_cli_command },
 };
 
 static void usage(FILE *out)

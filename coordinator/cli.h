@@ -19,5 +19,6 @@ int us_cli_agents(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_workloads(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_status(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_series(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_command(const struct us_cli_opts *o, int argc, char **argv);
 
 #endif

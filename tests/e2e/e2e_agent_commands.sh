@@ -60,12 +60,19 @@ q "SELECT result FROM commands WHERE id = $mirror" | grep -q "not built into thi
 	|| fail "short-lived command: $(q "SELECT state FROM commands WHERE id = $short")"
 info "after reconnect: report_now done, start_mirror failed with a reason, the 1 s command expired"
 
+# through the API and CLI: queue, follow, exit status
+cli() { "$BIN/understudy" --server "unix://$T/api.sock" "$@"; }
 write_config a b
-reload=$(queue reload_config 60)
-wait_for "SELECT state FROM commands WHERE id = $reload" done 15 \
-	|| fail "reload_config: $(q "SELECT state, result FROM commands WHERE id = $reload")"
+out=$(cli command host1 reload_config --wait 15 -o csv) || fail "command reload_config: $out"
+grep -q ",host1,reload_config,done,.*reloaded" <<<"$out" || fail "reload_config result: $out"
 wait_for "SELECT count(*) FROM workloads" 2 5 || fail "reloaded workload list not announced"
-info "reload_config: $(q "SELECT result FROM commands WHERE id = $reload" | sed "s|$T/||")"
+info "understudy command host1 reload_config --wait: $(tail -n1 <<<"$out" | sed "s|$T/||")"
+set +e
+cli command host1 start_mirror --workload a --endpoint nowhere >"$T/out" 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "endpoint: expected host:port" "$T/out" || fail "bad endpoint: rc $rc $(cat "$T/out")"
+cli command nobody report_now >"$T/out" 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "no agent named 'nobody'" "$T/out" || fail "unknown agent: rc $rc $(cat "$T/out")"
+set -e
 
 # a reload that would change the agent's identity is refused whole
 sed -i 's/^agent_id: host1/agent_id: host2/' "$T/agent.yaml"
@@ -73,3 +80,9 @@ kill -HUP $AGENT
 sleep 0.5
 grep -q "changes the agent id" "$T/agent.log" || fail "SIGHUP reload with a new identity not refused"
 kill -TERM $AGENT; wait $AGENT || fail "agent exit"
+# the agent is gone: a command waits in the queue, and --wait says so (3)
+set +e
+cli command host1 report_now --wait 1 >"$T/out" 2>&1; rc=$?
+set -e
+[ $rc = 3 ] && grep -q "pending" "$T/out" || fail "pending command: rc $rc $(cat "$T/out")"
+info "invalid requests exit 2 naming the field; a command for an absent agent stays pending (exit 3)"
