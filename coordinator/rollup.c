@@ -495,6 +495,48 @@ fail:
 	return -1;
 }
 
+/* The frames as received share the raw points' retention, but only once
+ * rolled up (rowid <= watermark). Each agent's seq_floor first rises to the
+ * highest seq pruned, in the same transaction, so that a resend of a pruned
+ * envelope is still recognised as a duplicate. */
+static int prune_envelopes(struct ctx *c, uint64_t now)
+{
+	static const char *const sql[] = {
+		"UPDATE agents SET seq_floor = max(seq_floor, coalesce((SELECT max(seq) "
+		"FROM envelopes e WHERE e.agent_id = agents.id AND e.received_ns < ?1 "
+		"AND e.rowid <= ?2), 0))",
+		"DELETE FROM metric_batches WHERE (agent_id, seq) IN (SELECT agent_id, seq "
+		"FROM envelopes WHERE received_ns < ?1 AND rowid <= ?2)",
+		"DELETE FROM envelopes WHERE received_ns < ?1 AND rowid <= ?2",
+	};
+	uint64_t keep = c->cfg.raw_retention_ns;
+	sqlite3_stmt *q = NULL;
+	int rc = -1;
+
+	if (!keep || keep >= now)
+		return 0;
+	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (sqlite3_prepare_v2(c->db, sql[i], -1, &q, NULL) != SQLITE_OK)
+			goto cleanup;
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)(now - keep));
+		sqlite3_bind_int64(q, 2, (sqlite3_int64)c->watermark);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			goto cleanup;
+		if (i == 2)
+			c->stats.deleted += (uint64_t)sqlite3_changes(c->db);
+		sqlite3_finalize(q);
+		q = NULL;
+	}
+	rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+cleanup:
+	sqlite3_finalize(q);
+	if (rc < 0)
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 /* Retention runs on the newest interval start rolled up, capped at the wall
  * clock: a coordinator that receives nothing for days (or replays an old
  * spool) keeps its history, and a batch stamped far in the future cannot
@@ -511,6 +553,8 @@ static int apply_retention(struct ctx *c)
 		goto fail;
 	if (c->newest_ns < now)
 		now = c->newest_ns;
+	if (prune_envelopes(c, now) < 0)
+		goto fail;
 	for (int t = 0; t < T_COUNT; t++) {
 		if (!keep[t] || keep[t] >= now)
 			continue;

@@ -100,6 +100,13 @@ static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
 	"  sent_count INTEGER NOT NULL DEFAULT 0, last_sent_ns INTEGER,"
 	"  result TEXT, finished_ns INTEGER);"
 	"CREATE INDEX commands_by_agent ON commands(agent, state);",
+	/* Envelopes older than retention.raw are pruned once rolled up; seq_floor
+	 * is the highest seq pruned per agent, so a very late resend of a pruned
+	 * envelope is still a duplicate (an agent's seqs reach the store in
+	 * order: one connection, FIFO, batches committed whole and in order). */
+	[4] =
+	"ALTER TABLE agents ADD COLUMN seq_floor INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX envelopes_by_time ON envelopes(received_ns);",
 };
 
 enum stmt_id {
@@ -121,7 +128,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_AGENT_ADD] = "INSERT INTO agents(name, public_key, first_seen_ns, last_seen_ns) "
 			 "VALUES (?, ?, ?, ?)",
 	[ST_ENV_PUT] = "INSERT INTO envelopes(agent_id, seq, kind, sent_ns, received_ns, frame) "
-		       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+		       "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE ?2 > "
+		       "(SELECT seq_floor FROM agents WHERE id = ?1) ON CONFLICT DO NOTHING",
 	[ST_HELLO] = "UPDATE agents SET hostname = ?, kernel_release = ?, agent_version = ?, "
 		     "boot_id = ? WHERE id = ?",
 	[ST_WORKLOAD_PUT] = "INSERT INTO workloads(agent_id, name, role, cgroup_id, cgroup_path, "

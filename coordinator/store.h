@@ -11,7 +11,7 @@
 
 #include "scan.h"
 
-#define US_STORE_SCHEMA_VERSION 3
+#define US_STORE_SCHEMA_VERSION 4
 
 struct us_store;
 

@@ -398,8 +398,43 @@ static void test_retention(void **state)
 	check_kept(f, "points_raw", "start_ns", 0, newest - cfg.raw_retention_ns);
 	check_kept(f, "rollup_1m", "bucket_start_ns", 60 * SEC, newest - cfg.minute_retention_ns);
 	check_kept(f, "rollup_1h", "bucket_start_ns", 3600 * SEC, newest - cfg.hour_retention_ns);
-	/* the envelopes themselves are not retention's business */
-	assert_int_equal(query_int(f->path, "SELECT count(*) FROM envelopes"), N_3H);
+	/* the frames as received go with the raw points, and the agent's seq
+	 * floor rises to the last pruned seq */
+	{
+		char sql[256];
+		int64_t kept, floor;
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM envelopes WHERE received_ns < %llu",
+			 (unsigned long long)(newest - cfg.raw_retention_ns));
+		assert_int_equal(query_int(f->path, sql), 0);
+		kept = query_int(f->path, "SELECT count(*) FROM envelopes");
+		assert_true(kept > 0 && kept < N_3H);
+		assert_int_equal(query_int(f->path, "SELECT count(*) FROM metric_batches"), kept);
+		floor = query_int(f->path, "SELECT seq_floor FROM agents");
+		assert_int_equal(floor, 1000 + (N_3H - kept) - 1);
+		assert_int_equal(query_int(f->path, "SELECT min(seq) FROM envelopes"), floor + 1);
+	}
+	/* a very late resend of a pruned envelope is still a duplicate */
+	{
+		struct us_buf frame = { 0 };
+		struct us_envelope_view v;
+		enum us_frame_type type;
+		const uint8_t *body;
+		size_t body_len;
+		char err[512];
+
+		f->seq = 1000;
+		encode_batch(f, 0, &frame);
+		assert_int_equal(us_frame_unpack(&f->codec, frame.data, frame.len, &type, &body,
+						 &body_len, err, sizeof(err)), US_FRAME_OK);
+		assert_int_equal(us_scan_envelope(body, body_len, &v, err, sizeof(err)), US_FRAME_OK);
+		assert_int_equal(us_store_begin(f->st, err, sizeof(err)), 0);
+		assert_int_equal(us_store_put_envelope(f->st, f->agent, &v, frame.data, frame.len,
+						       start_of(N_3H), err, sizeof(err)),
+				 US_STORE_DUPLICATE);
+		assert_int_equal(us_store_commit(f->st, err, sizeof(err)), 0);
+		us_buf_free(&frame);
+	}
 	/* defaults keep all of it */
 	rollup(f, NULL, &stats);
 	assert_int_equal(stats.deleted, 0);
