@@ -267,36 +267,44 @@ cleanup:
 	return rc;
 }
 
-/* Rows refused_<reason>, one labelled counter. The range bound '`' is the
- * character after '_', so the index on name serves the prefix match. */
-static int render_refused(struct om *w, sqlite3 *db, char *err, size_t errlen)
+/* One counter family with one label, from a query of (label value, count). */
+static int render_labelled_counter(struct om *w, sqlite3 *db, const char *sql,
+				   const char *table, const char *family, const char *label,
+				   const char *help, char *err, size_t errlen)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = -1, step, declared = 0;
 
-	if (prepare(db, "SELECT substr(name, 9), value FROM self_metrics "
-		    "WHERE name >= 'refused_' AND name < 'refused`' ORDER BY name",
-		    &q, err, errlen) < 0)
+	if (prepare(db, sql, &q, err, errlen) < 0)
 		goto cleanup;
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		if (!declared)
-			declared = om_family(w, "understudy_envelopes_refused", "counter", NULL,
-					     "Envelopes refused, by reason (none of them stored "
-					     "or acked).") ? 1 : -1;
+			declared = om_family(w, family, "counter", NULL, help) ? 1 : -1;
 		if (declared < 0)
 			continue;
-		om_puts(w, "understudy_envelopes_refused_total{reason=\"");
+		om_printf(w, "%s_total{%s=\"", family, label);
 		om_escaped(w, (const char *)sqlite3_column_text(q, 0));
 		om_printf(w, "\"} %llu\n", (unsigned long long)sqlite3_column_int64(q, 1));
 	}
 	if (step != SQLITE_DONE) {
-		db_fail(db, "self_metrics", err, errlen);
+		db_fail(db, table, err, errlen);
 		goto cleanup;
 	}
 	rc = 0;
 cleanup:
 	sqlite3_finalize(q);
 	return rc;
+}
+
+/* Rows refused_<reason>, one labelled counter. The range bound '`' is the
+ * character after '_', so the index on name serves the prefix match. */
+static int render_refused(struct om *w, sqlite3 *db, char *err, size_t errlen)
+{
+	return render_labelled_counter(w, db,
+		"SELECT substr(name, 9), value FROM self_metrics "
+		"WHERE name >= 'refused_' AND name < 'refused`' ORDER BY name",
+		"self_metrics", "understudy_envelopes_refused", "reason",
+		"Envelopes refused, by reason (none of them stored or acked).", err, errlen);
 }
 
 /* The database and its write-ahead log: what the store costs on disk. */
@@ -344,31 +352,11 @@ cleanup:
 
 static int render_spool_drops(struct om *w, sqlite3 *db, char *err, size_t errlen)
 {
-	sqlite3_stmt *q = NULL;
-	int rc = -1, step, declared = 0;
-
-	if (prepare(db, "SELECT name, spool_dropped_total FROM agents ORDER BY name",
-		    &q, err, errlen) < 0)
-		goto cleanup;
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		if (!declared)
-			declared = om_family(w, "understudy_agent_spool_dropped", "counter", NULL,
-					     "Envelopes an agent dropped from its full spool, as "
-					     "reported in its heartbeats (lost data).") ? 1 : -1;
-		if (declared < 0)
-			continue;
-		om_puts(w, "understudy_agent_spool_dropped_total{agent=\"");
-		om_escaped(w, (const char *)sqlite3_column_text(q, 0));
-		om_printf(w, "\"} %llu\n", (unsigned long long)sqlite3_column_int64(q, 1));
-	}
-	if (step != SQLITE_DONE) {
-		db_fail(db, "agents", err, errlen);
-		goto cleanup;
-	}
-	rc = 0;
-cleanup:
-	sqlite3_finalize(q);
-	return rc;
+	return render_labelled_counter(w, db,
+		"SELECT name, spool_dropped_total FROM agents ORDER BY name",
+		"agents", "understudy_agent_spool_dropped", "agent",
+		"Envelopes an agent dropped from its full spool, as reported in its "
+		"heartbeats (lost data).", err, errlen);
 }
 
 /* ---- workloads: the latest interval ------------------------------------- */
