@@ -1,5 +1,6 @@
 /* understudy-agent: observes the configured workloads each interval and
  * delivers the figures to the coordinator through the spool and sender. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,10 +11,13 @@
 #include "agent_config.h"
 #include "batch.h"
 #include "bpf_env.h"
+#include "cgroupfs.h"
 #include "clock.h"
 #include "hello.h"
 #include "keys.h"
 #include "log.h"
+#include "once.h"
+#include "probe.h"
 #include "sched_collector.h"
 #include "sender.h"
 #include "spool.h"
@@ -42,6 +46,7 @@ struct agent {
 	struct us_sched *sched;
 	uint64_t cgroup_ids[US_MAX_WORKLOADS];
 	struct workload_figures figures[US_MAX_WORKLOADS];
+	struct us_cgroupfs cgroupfs[US_MAX_WORKLOADS];	/* by workload index */
 	uint64_t interval_start_ns;
 };
 
@@ -49,6 +54,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: understudy-agent [--config FILE] [--log-level LEVEL]\n"
+		"       understudy-agent --probe\n"
+		"       understudy-agent --once --json [--interval DURATION] [--cgroup PATH]\n"
 		"\n"
 		"Measures the configured workloads with eBPF and sends the figures to the\n"
 		"understudy coordinator over ZeroMQ (CURVE), through an on-disk spool.\n"
@@ -56,6 +63,14 @@ static void usage(FILE *out)
 		"  -c, --config FILE     configuration (default /etc/understudy/agent.yaml);\n"
 		"                        SIGHUP or the coordinator's reload command rereads it\n"
 		"  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
+		"      --probe           check the kernel features the agent needs, one line\n"
+		"                        each (OK, DEGRADED, MISSING and what to do); exit 0\n"
+		"                        when the agent can run here, else 1\n"
+		"      --once --json     measure one interval without a coordinator or config\n"
+		"                        file, print a JSON array, one object per cgroup\n"
+		"      --interval DUR    --once: interval, e.g. 2s, 500ms (default 2s)\n"
+		"      --cgroup PATH     --once: measure only this cgroup v2 directory\n"
+		"                        (default: every cgroup)\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            this help\n");
 }
@@ -100,6 +115,30 @@ static int take_sched(void *ctx, const struct us_sched_cgroup_stats *st)
 	return 0;
 }
 
+/* Adds workload i's cgroupfs figures. The state follows the workload's
+ * cgroup, so a reload that moves a workload starts from new baselines. */
+static void add_cgroupfs(struct agent *ag, size_t i, struct us_batch *b)
+{
+	const struct us_workload_config *w = &ag->cfg.workloads[i];
+	struct us_cgroupfs *c = &ag->cgroupfs[i];
+	struct us_cgroupfs_figures f;
+
+	if (!w->cgroup[0])
+		return;
+	if (strcmp(c->v2dir, w->cgroup) != 0)
+		us_cgroupfs_init(c, w->cgroup);
+	us_cgroupfs_read(c, w->name, &f);
+	for (int k = 0; k < US_CG_NR; k++) {
+		if (f.source[k] == US_CG_NONE)
+			continue;
+		if (us_cgroupfs_is_counter(k))
+			us_batch_add_counter(b, us_cgroupfs_metric(k), us_cgroupfs_unit(k), f.value[k]);
+		else
+			us_batch_add_gauge(b, us_cgroupfs_metric(k), us_cgroupfs_unit(k),
+					   (double)f.value[k]);
+	}
+}
+
 static void submit_interval(struct agent *ag, uint64_t end_ns)
 {
 	char err[512];
@@ -120,6 +159,7 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 			us_batch_add_hist(b, "oncpu_slice", "ns", &ag->figures[i].sched.oncpu_slice_ns);
 			us_batch_add_counter(b, "oncpu_time", "ns", ag->figures[i].sched.oncpu_ns);
 		}
+		add_cgroupfs(ag, i, b);
 		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 		env.metric_batch = &b->mb;
 		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
@@ -295,6 +335,44 @@ cleanup:
 	return rc;
 }
 
+/* --probe and --once: one-shot modes that need no config file and no
+ * coordinator, for checking a host before deploying the daemon. */
+struct tool_mode {
+	bool probe, once, json;
+	bool once_only;		/* an option that means something only with --once */
+	const char *interval;
+	const char *cgroup;
+};
+
+static int run_tool_mode(const struct tool_mode *tm, const char *level)
+{
+	struct us_once_opts o = { .cgroup = tm->cgroup };
+	enum us_log_level lv = US_LOG_WARN;
+	char err[1024];
+	int rc;
+
+	if (level && us_log_parse_level(level, &lv) < 0) {
+		fprintf(stderr, "understudy-agent: --log-level: expected debug, info, warn or error\n");
+		return 2;
+	}
+	us_log_set_level(lv);
+	if (tm->probe && !tm->once && !tm->json && !tm->once_only)
+		return us_probe_run(stdout);
+	if (tm->probe || !tm->once || !tm->json) {
+		fprintf(stderr, "understudy-agent: use --probe alone, or --once --json "
+			"[--interval DURATION] [--cgroup PATH]\n");
+		return 2;
+	}
+	if (us_once_parse_interval(tm->interval, &o.interval_ns, err, sizeof(err)) < 0) {
+		fprintf(stderr, "understudy-agent: %s\n", err);
+		return 2;
+	}
+	rc = us_once_run(&o, stdout, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "understudy-agent: %s\n", err);
+	return rc == 0 ? 0 : rc == -EINVAL ? 2 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -302,8 +380,14 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "probe", no_argument, NULL, 'P' },
+		{ "once", no_argument, NULL, 'O' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "interval", required_argument, NULL, 'I' },
+		{ "cgroup", required_argument, NULL, 'G' },
 		{ 0 },
 	};
+	struct tool_mode tm = { .interval = "2s" };
 	const char *config_path = "/etc/understudy/agent.yaml";
 	const char *level = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -319,8 +403,17 @@ int main(int argc, char **argv)
 		case 'l': level = optarg; break;
 		case 'V': printf("understudy-agent %s\n", US_VERSION); free(ag); return 0;
 		case 'h': usage(stdout); free(ag); return 0;
+		case 'P': tm.probe = true; break;
+		case 'O': tm.once = true; break;
+		case 'J': tm.json = true; break;
+		case 'I': tm.interval = optarg; tm.once_only = true; break;
+		case 'G': tm.cgroup = optarg; tm.once_only = true; break;
 		default: usage(stderr); free(ag); return 2;
 		}
+	}
+	if (tm.probe || tm.once || tm.json || tm.once_only) {
+		free(ag);
+		return optind != argc ? (usage(stderr), 2) : run_tool_mode(&tm, level);
 	}
 	us_agent_config_defaults(&ag->cfg);
 	if (optind != argc || us_agent_config_load(config_path, &ag->cfg, err, sizeof(err)) < 0) {

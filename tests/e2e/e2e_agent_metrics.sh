@@ -47,4 +47,13 @@ id=$(stat -c %i "$cg")
 [ "$(q "SELECT cgroup_id FROM workloads WHERE name = 'busy'")" = "$id" ] || fail "workload cgroup id"
 [ "$(q "SELECT labels FROM workloads WHERE name = 'busy'")" = "team=sre" ] || fail "labels"
 [ "$(q "SELECT hostname FROM agents WHERE name = 'host1'")" = "$(uname -n)" ] || fail "hello"
+# cgroupfs figures (agent/cgroupfs.c): counters from the second interval on, gauges each one
+want="cpu_usage:counter memory_current:gauge"
+for _ in $(seq 1 50); do
+	s=$(q "SELECT group_concat(metric || ':' || kind, ' ') FROM (SELECT metric, kind FROM series
+		WHERE workload = 'busy' AND metric IN ('cpu_usage', 'memory_current') ORDER BY metric)")
+	[ "$s" = "$want" ] && break
+	sleep 0.1
+done
+[ "$s" = "$want" ] || fail "cgroupfs series: got '$s', want '$want': $(grep unavailable "$T/agent.log")"
 info "agent attached ($(grep -o 'attached ([a-z_]*)' "$T/agent.log")), $n batches with histograms stored"
