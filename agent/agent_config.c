@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "scrape.h"
 #include "understudy.pb-c.h"
 
 void us_agent_config_defaults(struct us_agent_config *c)
@@ -72,10 +73,49 @@ static int load_ports(const struct us_conf_doc *doc, const struct us_conf_node *
 	return 0;
 }
 
+/* metrics_url (http only) and metrics_select (names, or prefixes ending
+ * in '*'), checked here so a mistake is a file:line:key error at start-up. */
+static int load_app_metrics(const struct us_conf_doc *doc, const struct us_conf_node *wl,
+			    struct us_workload_config *w, char *err, size_t errlen)
+{
+	const struct us_conf_node *sel = NULL;
+	char host[256], port[8], path[1024], why[128];
+
+	if (us_conf_get_string(doc, wl, "metrics_url", w->metrics_url, sizeof(w->metrics_url),
+			       err, errlen) < 0)
+		return -1;
+	if (w->metrics_url[0] &&
+	    us_scrape_parse_url(w->metrics_url, host, sizeof(host), port, sizeof(port), path,
+				sizeof(path), why, sizeof(why)) < 0)
+		return us_conf_errorf(doc, us_conf_get(wl, "metrics_url"), err, errlen, "%s", why);
+	if (us_conf_get_seq(doc, wl, "metrics_select", &sel, err, errlen) < 0)
+		return -1;
+	if (sel && !w->metrics_url[0])
+		return us_conf_errorf(doc, sel, err, errlen, "needs metrics_url");
+	if (us_conf_len(sel) > US_MAX_SELECT)
+		return us_conf_errorf(doc, sel, err, errlen, "at most %d entries", US_MAX_SELECT);
+	for (size_t i = 0; i < us_conf_len(sel); i++) {
+		const struct us_conf_node *item = us_conf_seq_item(sel, i);
+		char *v = w->metrics_select[i];
+		char *star;
+
+		if (us_conf_as_string(doc, item, v, sizeof(w->metrics_select[i]), err, errlen) < 0)
+			return -1;
+		star = strchr(v, '*');
+		if (!v[0] || (star && star[1] != '\0'))
+			return us_conf_errorf(doc, item, err, errlen,
+					      "expected a metric name, or a prefix ending in '*'");
+	}
+	w->nselect = us_conf_len(sel);
+	return 0;
+}
+
 static int load_workload(const struct us_conf_doc *doc, const struct us_conf_node *wl,
 			 struct us_workload_config *w, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "name", "role", "cgroup", "ports", "labels", NULL };
+	static const char *const keys[] = {
+		"name", "role", "cgroup", "ports", "labels", "metrics_url", "metrics_select", NULL
+	};
 	char role[32] = "production";
 
 	if (us_conf_type(wl) != US_CONF_MAP)
@@ -99,7 +139,8 @@ static int load_workload(const struct us_conf_doc *doc, const struct us_conf_nod
 	else
 		return us_conf_errorf(doc, us_conf_get(wl, "role"), err, errlen,
 				      "expected 'production' or 'shadow', got '%s'", role);
-	if (load_ports(doc, wl, w, err, errlen) < 0 || load_labels(doc, wl, w, err, errlen) < 0)
+	if (load_ports(doc, wl, w, err, errlen) < 0 || load_labels(doc, wl, w, err, errlen) < 0 ||
+	    load_app_metrics(doc, wl, w, err, errlen) < 0)
 		return -1;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #define US_MAX_WORKLOADS 64
 #define US_MAX_PORTS 16
 #define US_MAX_LABELS 16
+#define US_MAX_SELECT 32
 
 struct us_workload_config {
 	char name[128];
@@ -24,6 +25,10 @@ struct us_workload_config {
 	char label_keys[US_MAX_LABELS][64];
 	char label_values[US_MAX_LABELS][128];
 	size_t nlabels;
+	/* application metrics (agent/scrape.h); empty url: none */
+	char metrics_url[512];
+	char metrics_select[US_MAX_SELECT][128];	/* "name" or "prefix*" */
+	size_t nselect;
 };
 
 struct us_agent_config {

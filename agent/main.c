@@ -10,6 +10,7 @@
 
 #include "agent_config.h"
 #include "batch.h"
+#include "block_collector.h"
 #include "bpf_env.h"
 #include "cgroupfs.h"
 #include "clock.h"
@@ -19,6 +20,8 @@
 #include "once.h"
 #include "probe.h"
 #include "sched_collector.h"
+#include "tcp_collector.h"
+#include "scrape.h"
 #include "sender.h"
 #include "spool.h"
 
@@ -36,6 +39,10 @@ static void on_signal(int sig)
 struct workload_figures {
 	bool seen;
 	struct us_sched_cgroup_stats sched;
+	bool block_seen;
+	struct us_block_cgroup_stats block;
+	bool tcp_seen;
+	struct us_tcp_cgroup_stats tcp;
 };
 
 struct agent {
@@ -44,9 +51,12 @@ struct agent {
 	struct us_spool *spool;
 	struct us_sender *sender;
 	struct us_sched *sched;
+	struct us_block *block;
+	struct us_tcp *tcp;
 	uint64_t cgroup_ids[US_MAX_WORKLOADS];
 	struct workload_figures figures[US_MAX_WORKLOADS];
 	struct us_cgroupfs cgroupfs[US_MAX_WORKLOADS];	/* by workload index */
+	struct us_scrape *scrape[US_MAX_WORKLOADS];	/* by workload index; metrics_url */
 	uint64_t interval_start_ns;
 };
 
@@ -98,6 +108,10 @@ static bool resolve_cgroups(struct agent *ag)
 			(unsigned long long)id);
 		if (ag->sched && us_sched_track(ag->sched, id) < 0)
 			us_warn("workload %s: cannot track run-queue latency", w->name);
+		if (ag->block && us_block_track(ag->block, id) < 0)
+			us_warn("workload %s: cannot track block I/O", w->name);
+		if (ag->tcp && us_tcp_track(ag->tcp, id) < 0)
+			us_warn("workload %s: cannot track TCP metrics", w->name);
 	}
 	return changed;
 }
@@ -111,6 +125,32 @@ static int take_sched(void *ctx, const struct us_sched_cgroup_stats *st)
 			continue;
 		ag->figures[i].seen = true;
 		ag->figures[i].sched = *st;
+	}
+	return 0;
+}
+
+static int take_block(void *ctx, const struct us_block_cgroup_stats *st)
+{
+	struct agent *ag = ctx;
+
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		if (ag->cgroup_ids[i] != st->cgroup_id)
+			continue;
+		ag->figures[i].block_seen = true;
+		ag->figures[i].block = *st;
+	}
+	return 0;
+}
+
+static int take_tcp(void *ctx, const struct us_tcp_cgroup_stats *st)
+{
+	struct agent *ag = ctx;
+
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		if (ag->cgroup_ids[i] != st->cgroup_id)
+			continue;
+		ag->figures[i].tcp_seen = true;
+		ag->figures[i].tcp = *st;
 	}
 	return 0;
 }
@@ -139,13 +179,44 @@ static void add_cgroupfs(struct agent *ag, size_t i, struct us_batch *b)
 	}
 }
 
+/* Scrapes every workload's metrics_url at once. State follows the config
+ * like the cgroupfs one; the deadline is at most half an interval so a dead
+ * endpoint never costs an interval. */
+static void scrape_apps(struct agent *ag)
+{
+	uint64_t timeout = US_SCRAPE_TIMEOUT_NS;
+	bool any = false;
+
+	for (size_t i = 0; i < US_MAX_WORKLOADS; i++) {
+		const struct us_workload_config *w = &ag->cfg.workloads[i];
+		bool want = i < ag->cfg.nworkloads && w->metrics_url[0];
+
+		if (ag->scrape[i] && (!want || !us_scrape_matches(ag->scrape[i], w))) {
+			us_scrape_free(ag->scrape[i]);
+			ag->scrape[i] = NULL;
+		}
+		if (want && !ag->scrape[i] && !(ag->scrape[i] = us_scrape_new(w)))
+			us_warn("workload %s: metrics_url: out of memory", w->name);
+		any |= ag->scrape[i] != NULL;
+	}
+	if (timeout > ag->cfg.interval_ns / 2)
+		timeout = ag->cfg.interval_ns / 2;
+	if (any)
+		us_scrape_run(ag->scrape, ag->cfg.nworkloads, timeout);
+}
+
 static void submit_interval(struct agent *ag, uint64_t end_ns)
 {
 	char err[512];
 
 	memset(ag->figures, 0, sizeof(ag->figures));
+	scrape_apps(ag);
 	if (ag->sched && us_sched_drain(ag->sched, take_sched, ag) < 0)
 		us_warn("sched collector: drain failed");
+	if (ag->block && us_block_drain(ag->block, take_block, ag) < 0)
+		us_warn("block collector: drain failed");
+	if (ag->tcp && us_tcp_drain(ag->tcp, take_tcp, ag) < 0)
+		us_warn("tcp collector: drain failed");
 	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
 		const struct us_workload_config *w = &ag->cfg.workloads[i];
 		Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
@@ -159,7 +230,31 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 			us_batch_add_hist(b, "oncpu_slice", "ns", &ag->figures[i].sched.oncpu_slice_ns);
 			us_batch_add_counter(b, "oncpu_time", "ns", ag->figures[i].sched.oncpu_ns);
 		}
+		if (ag->figures[i].block_seen) {
+			const struct us_block_cgroup_stats *io = &ag->figures[i].block;
+			struct us_hist lat = io->read_latency_ns;
+
+			/* one latency histogram, reads and writes merged */
+			us_hist_merge(&lat, &io->write_latency_ns);
+			us_batch_add_hist(b, "io_latency", "ns", &lat);
+			us_batch_add_counter(b, "io_read_bytes", "bytes", io->read_bytes);
+			us_batch_add_counter(b, "io_write_bytes", "bytes", io->write_bytes);
+			us_batch_add_counter(b, "io_read_ops", "ops", io->read_ops);
+			us_batch_add_counter(b, "io_write_ops", "ops", io->write_ops);
+		}
+		if (ag->figures[i].tcp_seen) {
+			const struct us_tcp_cgroup_stats *t = &ag->figures[i].tcp;
+
+			us_batch_add_hist(b, "tcp_rtt", "ns", &t->rtt_ns);
+			us_batch_add_hist(b, "tcp_conn_lifetime", "ns", &t->lifetime_ns);
+			us_batch_add_counter(b, "tcp_retransmits", "1", t->retransmits);
+			us_batch_add_counter(b, "tcp_conns_opened", "1", t->conns_opened);
+			us_batch_add_counter(b, "tcp_conns_closed", "1", t->conns_closed);
+			us_batch_add_counter(b, "tcp_resets", "1", t->resets);
+		}
 		add_cgroupfs(ag, i, b);
+		if (ag->scrape[i])
+			us_scrape_add(ag->scrape[i], b);
 		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 		env.metric_batch = &b->mb;
 		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
@@ -184,6 +279,40 @@ static void open_sched(struct agent *ag)
 		return;
 	}
 	us_info("sched collector attached (%s)", us_sched_attach_mode(ag->sched));
+}
+
+/* Failure costs only the io_* metrics, logged once here. */
+static void open_block(struct agent *ag)
+{
+	struct us_block_opts opts = { 0 };
+	char err[512];
+
+	if (ag->cfg.nworkloads == 0)
+		return;
+	if (us_bpf_env_prepare(us_log_enabled(US_LOG_DEBUG), err, sizeof(err)) < 0 ||
+	    us_block_open(&opts, &ag->block, err, sizeof(err)) < 0) {
+		us_warn("block I/O metrics unavailable: %s", err);
+		ag->block = NULL;
+		return;
+	}
+	us_info("block collector attached (%s)", us_block_attach_mode(ag->block));
+}
+
+/* Failure costs only the tcp_* metrics, logged once here. */
+static void open_tcp(struct agent *ag)
+{
+	struct us_tcp_opts opts = { 0 };
+	char err[512];
+
+	if (ag->cfg.nworkloads == 0)
+		return;
+	if (us_bpf_env_prepare(us_log_enabled(US_LOG_DEBUG), err, sizeof(err)) < 0 ||
+	    us_tcp_open(&opts, &ag->tcp, err, sizeof(err)) < 0) {
+		us_warn("TCP metrics unavailable: %s", err);
+		ag->tcp = NULL;
+		return;
+	}
+	us_info("tcp collector attached (%s)", us_tcp_attach_mode(ag->tcp));
 }
 
 static int open_transport(struct agent *ag, void *zctx)
@@ -243,6 +372,12 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
 		if (ag->sched && ag->cgroup_ids[i])
 			us_sched_untrack(ag->sched, ag->cgroup_ids[i]);
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+		if (ag->block && ag->cgroup_ids[i])
+			us_block_untrack(ag->block, ag->cgroup_ids[i]);
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+		if (ag->tcp && ag->cgroup_ids[i])
+			us_tcp_untrack(ag->tcp, ag->cgroup_ids[i]);
 	ag->cfg = *next;
 	memset(ag->cgroup_ids, 0, sizeof(ag->cgroup_ids));
 	us_log_set_level(ag->cfg.log_level);
@@ -296,6 +431,8 @@ static int run(struct agent *ag)
 		goto cleanup;
 	us_sender_on_command(ag->sender, on_command, ag);
 	open_sched(ag);
+	open_block(ag);
+	open_tcp(ag);
 	resolve_cgroups(ag);
 	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
 		us_warn("hello: %s", err);
@@ -331,6 +468,10 @@ cleanup:
 	us_sender_close(ag->sender);
 	us_spool_close(ag->spool);
 	us_sched_destroy(ag->sched);
+	us_block_destroy(ag->block);
+	us_tcp_destroy(ag->tcp);
+	for (size_t i = 0; i < US_MAX_WORKLOADS; i++)
+		us_scrape_free(ag->scrape[i]);
 	zmq_ctx_term(zctx);
 	return rc;
 }

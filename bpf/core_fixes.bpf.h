@@ -52,4 +52,66 @@ static __always_inline __u64 us_task_cgroup2_id(struct task_struct *task)
 	return BPF_CORE_READ(kn, id);
 }
 
+/* sock_cgroup_data was a union { struct { u8 is_data:1, no_refcnt:1, ...;
+ * u16 prioidx; u32 classid; }; u64 val; } holding either the cgroup pointer
+ * or, with is_data set, the v1 net_cls/net_prio data (and then the socket
+ * belongs to the v2 root), until v5.15, commit 8520e224f547 ("bpf, cgroups:
+ * Fix cgroup v2 fallback on v1/v2 mixed mode"), made `cgroup` a plain
+ * pointer next to classid and prioidx. */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 us_kernfs_id(struct kernfs_node *kn)
+{
+	if (bpf_core_type_exists(union kernfs_node_id___old)) {
+		struct kernfs_node___old *old = (void *)kn;
+
+		return BPF_CORE_READ(old, id.id);
+	}
+	return BPF_CORE_READ(kn, id);
+}
+
+/* cgroup v2 id of a socket: the cgroup of the task that created it (an
+ * accepted socket inherits its listener's), as bpf_sk_cgroup_id() gives to
+ * networking programs; 0 if unknown. Readable in softirq context. */
+static __always_inline __u64 us_sock_cgroup2_id(struct sock *sk)
+{
+	struct cgroup *cg;
+
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	} else {
+		struct sock_cgroup_data___old *old = (void *)&sk->sk_cgrp_data;
+		__u64 val = BPF_CORE_READ(old, val);
+
+		if (val & 1)	/* is_data: v1 classid/prioidx, v2 root */
+			return 1;
+		cg = (struct cgroup *)(unsigned long)val;
+	}
+	if (!cg)
+		return 0;
+	return us_kernfs_id(BPF_CORE_READ(cg, kn));
+}
+
+/* sock::sk_protocol was an 8-bit bitfield until v5.6, commit bf9765145b85
+ * ("sock: Make sk_protocol a 16-bit value"); the probed bitfield read
+ * relocates either form. */
+static __always_inline __u16 us_sock_protocol(struct sock *sk)
+{
+	return (__u16)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+}
+
+/* block_rq_issue lost its first argument (struct request_queue *q) in v5.11,
+ * commit a54895fa057c ("block: remove the request_queue to argument request
+ * based tracepoints"): TP_PROTO(q, rq) became TP_PROTO(rq). clang < 15 has no
+ * bpf_core_type_matches() to tell the two prototypes apart, so user space
+ * reads the arity of btf_trace_block_rq_issue from the kernel's BTF and sets
+ * a rodata flag before load (bpf/block.bpf.c, agent/block_collector.c). */
+static __always_inline struct request *us_block_rq_issue_rq(unsigned long long *ctx,
+							     bool has_q)
+{
+	return (struct request *)(has_q ? ctx[1] : ctx[0]);
+}
+
 #endif
