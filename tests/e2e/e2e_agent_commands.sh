@@ -8,7 +8,8 @@ root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
 cg="$root/us-e2e-cmd-$$"
 mkdir -p "$cg/a" "$cg/b"
-trap 'rmdir "$cg/a" "$cg/b" "$cg" 2>/dev/null; cleanup' EXIT
+remove_cgs() { rmdir "$cg/a" "$cg/b" "$cg" 2>/dev/null; }
+on_exit remove_cgs
 keys_init; agent_key host1; coord_start
 write_config() { # workload names...
 	{

@@ -7,8 +7,8 @@ root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
 cg="$root/us-e2e-agent-$$"
 mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-trap 'remove_cg; cleanup' EXIT
+remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
+on_exit remove_cg
 keys_init; agent_key host1; coord_start
 # a busy workload: three spinners on two cores queue for the CPU
 for _ in 1 2 3; do  # killed by remove_cg

@@ -10,11 +10,11 @@ root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 
 cg=$root/understudy-e2e-probe-$$
 remove_cg() {
-	for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
 	sleep 0.2
 	rmdir "$cg" 2>/dev/null || true
 }
-trap 'remove_cg; cleanup' EXIT
+on_exit remove_cg
 
 info "--probe"
 "$BIN/understudy-agent" --probe >"$T/probe.out" 2>&1 || fail "--probe exited $?: $(cat "$T/probe.out")"

@@ -9,8 +9,8 @@ root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
 cg="$root/us-e2e-cli-$$"
 mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-trap 'remove_cg; cleanup' EXIT
+remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
+on_exit remove_cg
 SOCK=unix://$T/api.sock
 cli() { "$BIN/understudy" --server "$SOCK" "$@"; }
 json_ok() { python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list); print(len(d))'; }

@@ -11,8 +11,15 @@ MPORT=$((PORT + 1))   # the coordinator's /metrics
 COORD_PID=
 PIDS=()
 
+# Tests add their own teardown with `on_exit FUNCTION`; hooks run after the
+# exit status is taken, so a failing test still fails.
+CLEANUP_HOOKS=()
+on_exit() { CLEANUP_HOOKS+=("$1"); }
+
 cleanup() {
 	local rc=$?
+	set +e
+	for h in "${CLEANUP_HOOKS[@]}"; do "$h"; done
 	for p in "${PIDS[@]}" $COORD_PID; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	if [ $rc -ne 0 ] && [ -f "$T/coord.log" ]; then
