@@ -59,6 +59,9 @@ int us_block_track(struct us_block *b, uint64_t cgroup_id);
 int us_block_untrack(struct us_block *b, uint64_t cgroup_id);
 int us_block_drain(struct us_block *b, us_block_visit_fn fn, void *ctx);
 int us_block_counters(struct us_block *b, struct us_block_counters *out);
+/* Loaded programs' fds and names (valid while b lives), up to max;
+ * returns how many, for run-count/run-time stats (self_telemetry.c). */
+int us_block_prog_fds(const struct us_block *b, int *fds, const char **names, int max);
 void us_block_destroy(struct us_block *b);
 
 #endif

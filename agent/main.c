@@ -22,6 +22,7 @@
 #include "sched_collector.h"
 #include "tcp_collector.h"
 #include "scrape.h"
+#include "self_telemetry.h"
 #include "sender.h"
 #include "spool.h"
 
@@ -57,6 +58,7 @@ struct agent {
 	struct workload_figures figures[US_MAX_WORKLOADS];
 	struct us_cgroupfs cgroupfs[US_MAX_WORKLOADS];	/* by workload index */
 	struct us_scrape *scrape[US_MAX_WORKLOADS];	/* by workload index; metrics_url */
+	struct us_self_telemetry self;			/* baselines, BPF stats fd */
 	uint64_t interval_start_ns;
 };
 
@@ -85,8 +87,30 @@ static void usage(FILE *out)
 		"  -h, --help            this help\n");
 }
 
-/* Resolves and tracks the cgroups not yet known; true if any became known,
- * so the caller re-announces the workloads. */
+static void track_cgroup(struct agent *ag, const char *workload, uint64_t id)
+{
+	if (ag->sched && us_sched_track(ag->sched, id) < 0)
+		us_warn("workload %s: cannot track run-queue latency", workload);
+	if (ag->block && us_block_track(ag->block, id) < 0)
+		us_warn("workload %s: cannot track block I/O", workload);
+	if (ag->tcp && us_tcp_track(ag->tcp, id) < 0)
+		us_warn("workload %s: cannot track TCP metrics", workload);
+}
+
+static void untrack_cgroup(struct agent *ag, uint64_t id)
+{
+	if (ag->sched)
+		us_sched_untrack(ag->sched, id);
+	if (ag->block)
+		us_block_untrack(ag->block, id);
+	if (ag->tcp)
+		us_tcp_untrack(ag->tcp, id);
+}
+
+/* Follows each workload's cgroup by path, every interval: one that appears
+ * is tracked, one that goes away is untracked, and one recreated under the
+ * same path (a restarted unit gets a new cgroup, so a new id) is switched
+ * over. True if any id changed, so the caller re-announces the workloads. */
 static bool resolve_cgroups(struct agent *ag)
 {
 	bool changed = false;
@@ -94,24 +118,31 @@ static bool resolve_cgroups(struct agent *ag)
 
 	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
 		const struct us_workload_config *w = &ag->cfg.workloads[i];
-		uint64_t id;
+		uint64_t old = ag->cgroup_ids[i], id = 0;
 
-		if (ag->cgroup_ids[i])
-			continue;
 		if (us_bpf_env_cgroup_id(w->cgroup, &id, err, sizeof(err)) < 0) {
 			us_debug("workload %s: %s", w->name, err);
+			id = 0;
+		}
+		if (id == old)
 			continue;
+		if (old) {
+			untrack_cgroup(ag, old);
+			if (id)
+				us_info("workload %s: cgroup %s was recreated (id %llu, was %llu)",
+					w->name, w->cgroup, (unsigned long long)id,
+					(unsigned long long)old);
+			else
+				us_warn("workload %s: cgroup %s is gone; waiting for it to return",
+					w->name, w->cgroup);
+		} else {
+			us_info("workload %s: cgroup %s (id %llu)", w->name, w->cgroup,
+				(unsigned long long)id);
 		}
 		ag->cgroup_ids[i] = id;
 		changed = true;
-		us_info("workload %s: cgroup %s (id %llu)", w->name, w->cgroup,
-			(unsigned long long)id);
-		if (ag->sched && us_sched_track(ag->sched, id) < 0)
-			us_warn("workload %s: cannot track run-queue latency", w->name);
-		if (ag->block && us_block_track(ag->block, id) < 0)
-			us_warn("workload %s: cannot track block I/O", w->name);
-		if (ag->tcp && us_tcp_track(ag->tcp, id) < 0)
-			us_warn("workload %s: cannot track TCP metrics", w->name);
+		if (id)
+			track_cgroup(ag, w->name, id);
 	}
 	return changed;
 }
@@ -205,6 +236,28 @@ static void scrape_apps(struct agent *ag)
 		us_scrape_run(ag->scrape, ag->cfg.nworkloads, timeout);
 }
 
+/* The agent's own costs as workload US_SELF_WORKLOAD (self_telemetry.h). */
+static void submit_self(struct agent *ag, uint64_t end_ns)
+{
+	struct us_self_sources src = {
+		.sched = ag->sched, .block = ag->block, .tcp = ag->tcp,
+		.spool = ag->spool, .sender = ag->sender,
+	};
+	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+	struct us_batch *b = malloc(sizeof(*b));
+	char err[512];
+
+	if (!b)
+		return;
+	us_self_telemetry_batch(&ag->self, &src, ag->interval_start_ns, end_ns, b);
+	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
+	env.metric_batch = &b->mb;
+	if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
+		us_warn("%s: %s", US_SELF_WORKLOAD, err);
+	us_batch_free(b);
+	free(b);
+}
+
 static void submit_interval(struct agent *ag, uint64_t end_ns)
 {
 	char err[512];
@@ -262,6 +315,7 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 		us_batch_free(b);
 		free(b);
 	}
+	submit_self(ag, end_ns);
 	ag->interval_start_ns = end_ns;
 }
 
@@ -370,14 +424,8 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 		goto cleanup;
 	}
 	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
-		if (ag->sched && ag->cgroup_ids[i])
-			us_sched_untrack(ag->sched, ag->cgroup_ids[i]);
-	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
-		if (ag->block && ag->cgroup_ids[i])
-			us_block_untrack(ag->block, ag->cgroup_ids[i]);
-	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
-		if (ag->tcp && ag->cgroup_ids[i])
-			us_tcp_untrack(ag->tcp, ag->cgroup_ids[i]);
+		if (ag->cgroup_ids[i])
+			untrack_cgroup(ag, ag->cgroup_ids[i]);
 	ag->cfg = *next;
 	memset(ag->cgroup_ids, 0, sizeof(ag->cgroup_ids));
 	us_log_set_level(ag->cfg.log_level);
@@ -427,6 +475,7 @@ static int run(struct agent *ag)
 	uint64_t next_interval;
 	int rc = 1;
 
+	us_self_telemetry_init(&ag->self);
 	if (open_transport(ag, zctx) < 0)
 		goto cleanup;
 	us_sender_on_command(ag->sender, on_command, ag);
@@ -470,6 +519,7 @@ cleanup:
 	us_sched_destroy(ag->sched);
 	us_block_destroy(ag->block);
 	us_tcp_destroy(ag->tcp);
+	us_self_telemetry_close(&ag->self);
 	for (size_t i = 0; i < US_MAX_WORKLOADS; i++)
 		us_scrape_free(ag->scrape[i]);
 	zmq_ctx_term(zctx);

@@ -57,6 +57,9 @@ int us_sched_track(struct us_sched *s, uint64_t cgroup_id);
 int us_sched_untrack(struct us_sched *s, uint64_t cgroup_id);
 int us_sched_drain(struct us_sched *s, us_sched_visit_fn fn, void *ctx);
 int us_sched_counters(struct us_sched *s, struct us_sched_counters *out);
+/* Loaded programs' fds and names (valid while s lives), up to max;
+ * returns how many, for run-count/run-time stats (self_telemetry.c). */
+int us_sched_prog_fds(const struct us_sched *s, int *fds, const char **names, int max);
 void us_sched_destroy(struct us_sched *s);
 
 #endif

@@ -63,6 +63,9 @@ int us_tcp_track(struct us_tcp *t, uint64_t cgroup_id);
 int us_tcp_untrack(struct us_tcp *t, uint64_t cgroup_id);
 int us_tcp_drain(struct us_tcp *t, us_tcp_visit_fn fn, void *ctx);
 int us_tcp_counters(struct us_tcp *t, struct us_tcp_counters *out);
+/* Loaded programs' fds and names (valid while t lives), up to max;
+ * returns how many, for run-count/run-time stats (self_telemetry.c). */
+int us_tcp_prog_fds(const struct us_tcp *t, int *fds, const char **names, int max);
 void us_tcp_destroy(struct us_tcp *t);
 
 #endif
