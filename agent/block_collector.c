@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "../bpf/block.h"
+#include "bpf_collector.h"
 #include "bpf_env.h"
 #include "block.skel.h"
 
@@ -120,13 +121,24 @@ cleanup:
 	return rc;
 }
 
+struct load_ctx {
+	struct us_block *b;
+	const struct us_block_opts *o;
+};
+
+static int load_cb(void *ctx, bool raw)
+{
+	struct load_ctx *l = ctx;
+
+	return load_and_attach(l->b, l->o, raw);
+}
+
 int us_block_open(const struct us_block_opts *opts, struct us_block **out,
 		  char *err, size_t errlen)
 {
 	static const struct us_block_opts defaults;
 	const struct us_block_opts *o = opts ? opts : &defaults;
 	struct us_block *b;
-	bool try_btf;
 	int rc;
 
 	*out = NULL;
@@ -151,27 +163,11 @@ int us_block_open(const struct us_block_opts *opts, struct us_block **out,
 		goto cleanup;
 	}
 
-	try_btf = !o->force_raw_tp && us_bpf_env_has_kernel_btf();
-	rc = -ENOENT;
-	if (try_btf) {
-		rc = load_and_attach(b, o, false);
-		if (rc)
-			snprintf(b->fallback_reason, sizeof(b->fallback_reason),
-				 "tp_btf programs failed to load or attach (%s); using raw_tp",
-				 strerror(-rc));
-	} else {
-		snprintf(b->fallback_reason, sizeof(b->fallback_reason), "%s",
-			 o->force_raw_tp ? "raw_tp requested" :
-			 "no kernel BTF (/sys/kernel/btf/vmlinux); using raw_tp");
-	}
+	rc = us_collector_load("block", o->force_raw_tp, load_cb, &(struct load_ctx){ b, o },
+			      &b->raw_tp, b->fallback_reason, sizeof(b->fallback_reason),
+			      err, errlen);
 	if (rc)
-		rc = load_and_attach(b, o, true);
-	if (rc) {
-		snprintf(err, errlen, "block collector: loading and attaching %s: %s%s%s",
-			 try_btf ? "tp_btf and raw_tp programs" : "raw_tp programs",
-			 strerror(-rc), b->fallback_reason[0] ? "; " : "", b->fallback_reason);
 		goto cleanup;
-	}
 	*out = b;
 	b = NULL;
 cleanup:
@@ -233,16 +229,9 @@ static int read_hist(struct us_block *b, uint64_t cgid, uint32_t metric,
 		     struct us_hist *total)
 {
 	struct us_block_key key = { .cgroup_id = cgid, .metric = metric };
-	const struct us_hist *slot = b->percpu;
-	int rc;
 
-	rc = bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.hists), &key, b->percpu);
-	if (rc)
-		return rc;
-	us_hist_reset(total);
-	for (int cpu = 0; cpu < b->ncpus; cpu++)
-		us_hist_merge(total, &slot[cpu]);
-	return 0;
+	return us_percpu_hist_sum(bpf_map__fd(b->skel->maps.hists), &key, b->percpu, b->ncpus,
+				  total);
 }
 
 /* Sum one cgroup's per-CPU io values into *total. -ENOENT if absent. */

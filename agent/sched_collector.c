@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 
 #include "../bpf/sched.h"
+#include "bpf_collector.h"
 #include "bpf_env.h"
 #include "sched.skel.h"
 
@@ -100,13 +101,24 @@ cleanup:
 	return rc;
 }
 
+struct load_ctx {
+	struct us_sched *s;
+	const struct us_sched_opts *o;
+};
+
+static int load_cb(void *ctx, bool raw)
+{
+	struct load_ctx *l = ctx;
+
+	return load_and_attach(l->s, l->o, raw);
+}
+
 int us_sched_open(const struct us_sched_opts *opts, struct us_sched **out,
 		  char *err, size_t errlen)
 {
 	static const struct us_sched_opts defaults;
 	const struct us_sched_opts *o = opts ? opts : &defaults;
 	struct us_sched *s;
-	bool try_btf;
 	int rc;
 
 	*out = NULL;
@@ -130,27 +142,11 @@ int us_sched_open(const struct us_sched_opts *opts, struct us_sched **out,
 		goto cleanup;
 	}
 
-	try_btf = !o->force_raw_tp && us_bpf_env_has_kernel_btf();
-	rc = -ENOENT;
-	if (try_btf) {
-		rc = load_and_attach(s, o, false);
-		if (rc)
-			snprintf(s->fallback_reason, sizeof(s->fallback_reason),
-				 "tp_btf programs failed to load or attach (%s); using raw_tp",
-				 strerror(-rc));
-	} else {
-		snprintf(s->fallback_reason, sizeof(s->fallback_reason), "%s",
-			 o->force_raw_tp ? "raw_tp requested" :
-			 "no kernel BTF (/sys/kernel/btf/vmlinux); using raw_tp");
-	}
+	rc = us_collector_load("sched", o->force_raw_tp, load_cb, &(struct load_ctx){ s, o },
+			      &s->raw_tp, s->fallback_reason, sizeof(s->fallback_reason),
+			      err, errlen);
 	if (rc)
-		rc = load_and_attach(s, o, true);
-	if (rc) {
-		snprintf(err, errlen, "sched collector: loading and attaching %s: %s%s%s",
-			 try_btf ? "tp_btf and raw_tp programs" : "raw_tp programs",
-			 strerror(-rc), s->fallback_reason[0] ? "; " : "", s->fallback_reason);
 		goto cleanup;
-	}
 	*out = s;
 	s = NULL;
 cleanup:
@@ -212,16 +208,9 @@ static int read_total(struct us_sched *s, uint64_t cgid, uint32_t metric,
 		      struct us_hist *total)
 {
 	struct us_sched_key key = { .cgroup_id = cgid, .metric = metric };
-	const struct us_hist *slot = s->percpu;
-	int rc;
 
-	rc = bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.hists), &key, s->percpu);
-	if (rc)
-		return rc;
-	us_hist_reset(total);
-	for (int cpu = 0; cpu < s->ncpus; cpu++)
-		us_hist_merge(total, &slot[cpu]);
-	return 0;
+	return us_percpu_hist_sum(bpf_map__fd(s->skel->maps.hists), &key, s->percpu, s->ncpus,
+				  total);
 }
 
 int us_sched_track(struct us_sched *s, uint64_t cgid)

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "../bpf/tcp.h"
+#include "bpf_collector.h"
 #include "bpf_env.h"
 #include "tcp.skel.h"
 
@@ -111,13 +112,24 @@ cleanup:
 	return rc;
 }
 
+struct load_ctx {
+	struct us_tcp *t;
+	const struct us_tcp_opts *o;
+};
+
+static int load_cb(void *ctx, bool raw)
+{
+	struct load_ctx *l = ctx;
+
+	return load_and_attach(l->t, l->o, raw);
+}
+
 int us_tcp_open(const struct us_tcp_opts *opts, struct us_tcp **out, char *err,
 		size_t errlen)
 {
 	static const struct us_tcp_opts defaults;
 	const struct us_tcp_opts *o = opts ? opts : &defaults;
 	struct us_tcp *t;
-	bool try_btf;
 	int rc;
 
 	*out = NULL;
@@ -141,27 +153,11 @@ int us_tcp_open(const struct us_tcp_opts *opts, struct us_tcp **out, char *err,
 		goto cleanup;
 	}
 
-	try_btf = !o->force_raw_tp && us_bpf_env_has_kernel_btf();
-	rc = -ENOENT;
-	if (try_btf) {
-		rc = load_and_attach(t, o, false);
-		if (rc)
-			snprintf(t->fallback_reason, sizeof(t->fallback_reason),
-				 "tp_btf programs failed to load or attach (%s); using raw_tp",
-				 strerror(-rc));
-	} else {
-		snprintf(t->fallback_reason, sizeof(t->fallback_reason), "%s",
-			 o->force_raw_tp ? "raw_tp requested" :
-			 "no kernel BTF (/sys/kernel/btf/vmlinux); using raw_tp");
-	}
+	rc = us_collector_load("tcp", o->force_raw_tp, load_cb, &(struct load_ctx){ t, o },
+			      &t->raw_tp, t->fallback_reason, sizeof(t->fallback_reason),
+			      err, errlen);
 	if (rc)
-		rc = load_and_attach(t, o, true);
-	if (rc) {
-		snprintf(err, errlen, "tcp collector: loading and attaching %s: %s%s%s",
-			 try_btf ? "tp_btf and raw_tp programs" : "raw_tp programs",
-			 strerror(-rc), t->fallback_reason[0] ? "; " : "", t->fallback_reason);
 		goto cleanup;
-	}
 	*out = t;
 	t = NULL;
 cleanup:
@@ -222,16 +218,9 @@ static void remove_entry(struct us_tcp *t, size_t pos)
 static int read_hist(struct us_tcp *t, uint64_t cgid, uint32_t metric, struct us_hist *total)
 {
 	struct us_tcp_key key = { .cgroup_id = cgid, .metric = metric };
-	const struct us_hist *slot = t->percpu;
-	int rc;
 
-	rc = bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.hists), &key, t->percpu);
-	if (rc)
-		return rc;
-	us_hist_reset(total);
-	for (int cpu = 0; cpu < t->ncpus; cpu++)
-		us_hist_merge(total, &slot[cpu]);
-	return 0;
+	return us_percpu_hist_sum(bpf_map__fd(t->skel->maps.hists), &key, t->percpu, t->ncpus,
+				  total);
 }
 
 /* Sum one cgroup's per-CPU counts. -ENOENT if absent. */

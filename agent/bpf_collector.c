@@ -1,0 +1,52 @@
+/* Shared mechanics of the BPF collectors: tp_btf/raw_tp loading, per-CPU sums. */
+#include "bpf_collector.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bpf_env.h"
+
+int us_collector_load(const char *name, bool force_raw_tp, us_collector_load_fn load,
+		      void *ctx, bool *raw_tp, char *reason, size_t reasonlen,
+		      char *err, size_t errlen)
+{
+	bool try_btf = !force_raw_tp && us_bpf_env_has_kernel_btf();
+	int rc = -ENOENT;
+
+	reason[0] = '\0';
+	*raw_tp = false;
+	if (try_btf) {
+		rc = load(ctx, false);
+		if (rc)
+			snprintf(reason, reasonlen,
+				 "tp_btf programs failed to load or attach (%s); using raw_tp",
+				 strerror(-rc));
+	} else {
+		snprintf(reason, reasonlen, "%s", force_raw_tp ? "raw_tp requested" :
+			 "no kernel BTF (/sys/kernel/btf/vmlinux); using raw_tp");
+	}
+	if (rc) {
+		*raw_tp = true;
+		rc = load(ctx, true);
+	}
+	if (rc)
+		snprintf(err, errlen, "%s collector: loading and attaching %s: %s%s%s", name,
+			 try_btf ? "tp_btf and raw_tp programs" : "raw_tp programs",
+			 strerror(-rc), reason[0] ? "; " : "", reason);
+	return rc;
+}
+
+int us_percpu_hist_sum(int map_fd, const void *key, struct us_hist *scratch, int ncpus,
+		       struct us_hist *total)
+{
+	int rc = bpf_map_lookup_elem(map_fd, key, scratch);
+
+	if (rc)
+		return rc;
+	us_hist_reset(total);
+	for (int cpu = 0; cpu < ncpus; cpu++)
+		us_hist_merge(total, &scratch[cpu]);
+	return 0;
+}

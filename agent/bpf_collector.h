@@ -1,0 +1,28 @@
+/* What every BPF collector (sched, block, tcp) does the same way: load its
+ * programs as tp_btf and fall back to their raw_tp twins, and sum a per-CPU
+ * histogram map value across CPUs. */
+#ifndef US_BPF_COLLECTOR_H
+#define US_BPF_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hist.h"
+
+/* Loads and attaches the collector's programs, raw_tp twins if raw_tp;
+ * returns 0 or a negative errno. */
+typedef int (*us_collector_load_fn)(void *ctx, bool raw_tp);
+
+/* Tries tp_btf (unless force_raw_tp or the kernel has no BTF), then raw_tp.
+ * *raw_tp says which loaded; reason says why raw_tp is in use ("" if not).
+ * On failure err names the collector and both causes. */
+int us_collector_load(const char *name, bool force_raw_tp, us_collector_load_fn load,
+		      void *ctx, bool *raw_tp, char *reason, size_t reasonlen,
+		      char *err, size_t errlen);
+
+/* Sums the per-CPU values of key in a per-CPU histogram map into *total;
+ * scratch holds ncpus histograms. -ENOENT (or another error) if absent. */
+int us_percpu_hist_sum(int map_fd, const void *key, struct us_hist *scratch, int ncpus,
+		       struct us_hist *total);
+
+#endif
