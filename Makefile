@@ -45,6 +45,8 @@ AGENT_SRCS := $(wildcard agent/*.c)
 COORD_SRCS := $(filter-out coordinator/cli%.c,$(wildcard coordinator/*.c))
 CLI_SRCS := $(wildcard coordinator/cli*.c)
 LOADGEN_SRCS := tools/loadgen/loadgen.c
+HTTPLOAD_SRCS := $(wildcard tools/httpload/*.c)
+BENCH_AGENT_SRCS := $(wildcard tools/bench_agent/*.c)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BPFOUT)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(G)/%.skel.h,$(BPF_SRCS))
@@ -58,7 +60,7 @@ AGENT_LIB_OBJS := $(call obj,$(filter-out agent/main.c,$(AGENT_SRCS)))
 COORD_LIB_OBJS := $(call obj,$(filter-out coordinator/main.c,$(COORD_SRCS)))
 
 BINS := $(B)/bin/understudy-agent $(B)/bin/understudy-coordinator $(B)/bin/understudy \
-	$(B)/bin/us-loadgen
+	$(B)/bin/us-loadgen $(B)/bin/us-httpload
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
@@ -69,7 +71,7 @@ E2E_HELPER_BINS := $(patsubst tests/e2e/%.c,$(B)/tests/%,$(E2E_HELPER_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query demo vmlinux clean
+.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query bench-agent demo vmlinux clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -140,6 +142,11 @@ $(B)/bin/us-loadgen: $(call obj,$(LOADGEN_SRCS)) $(AGENT_LIB_OBJS) $(B)/libus.a
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
+$(B)/bin/us-httpload: $(call obj,$(HTTPLOAD_SRCS)) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
 # ---- tests ----------------------------------------------------------------
 $(B)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_LIB_OBJS) $(COORD_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
@@ -179,11 +186,11 @@ FUZZ_SECONDS ?= 300
 fuzz: deps fuzz-build
 	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 		mkdir -p build/fuzz/corpus-$$n; \
-		$$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
 	done
 
 # ---- benchmarks, demo, maintenance ----------------------------------------
-bench: bench-ingest bench-query
+bench: bench-ingest bench-query bench-agent
 
 bench-ingest: all
 	$(Q)tools/bench-ingest
@@ -195,6 +202,14 @@ $(B)/bin/us-bench-query: $(call obj,tools/bench_query/bench_query.c) $(COORD_LIB
 
 bench-query: all $(B)/bin/us-bench-query
 	$(Q)tools/bench-query
+
+$(B)/bin/us-bench-agent: $(call obj,$(BENCH_AGENT_SRCS)) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+bench-agent: all $(B)/bin/us-bench-agent
+	$(Q)tools/bench-agent
 
 demo: all
 	$(Q)tools/demo

@@ -114,22 +114,33 @@ static int load_workload(const struct us_conf_doc *doc, const struct us_conf_nod
 			 struct us_workload_config *w, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
-		"name", "role", "cgroup", "ports", "labels", "metrics_url", "metrics_select", NULL
+		"name", "role", "cgroup", "unit", "ports", "labels", "metrics_url",
+		"metrics_select", NULL
 	};
+	int has_cgroup, has_unit;
 	char role[32] = "production";
 
 	if (us_conf_type(wl) != US_CONF_MAP)
-		return us_conf_errorf(doc, wl, err, errlen, "expected a mapping with name, role, cgroup");
+		return us_conf_errorf(doc, wl, err, errlen,
+				      "expected a mapping with name, role, cgroup or unit");
 	if (us_conf_check_keys(doc, wl, keys, err, errlen) < 0)
 		return -1;
 	switch (us_conf_get_string(doc, wl, "name", w->name, sizeof(w->name), err, errlen)) {
 	case -1: return -1;
 	case 1: return us_conf_missing(doc, wl, "name", err, errlen);
 	}
-	switch (us_conf_get_string(doc, wl, "cgroup", w->cgroup, sizeof(w->cgroup), err, errlen)) {
-	case -1: return -1;
-	case 1: return us_conf_missing(doc, wl, "cgroup", err, errlen);
-	}
+	/* the cgroup directly, or the systemd unit whose cgroup it is (the
+	 * agent resolves units at load and reload: agent/unit.h) */
+	has_cgroup = us_conf_get_string(doc, wl, "cgroup", w->cgroup, sizeof(w->cgroup), err,
+					errlen);
+	has_unit = us_conf_get_string(doc, wl, "unit", w->unit, sizeof(w->unit), err, errlen);
+	if (has_cgroup < 0 || has_unit < 0)
+		return -1;
+	if (has_cgroup == 1 && has_unit == 1)
+		return us_conf_missing(doc, wl, "cgroup (or unit)", err, errlen);
+	if (has_cgroup == 0 && has_unit == 0)
+		return us_conf_errorf(doc, us_conf_get(wl, "unit"), err, errlen,
+				      "give cgroup or unit, not both");
 	if (us_conf_get_string(doc, wl, "role", role, sizeof(role), err, errlen) < 0)
 		return -1;
 	if (strcmp(role, "production") == 0)

@@ -11,7 +11,7 @@
 #include "log.h"
 
 #define US_PATH_MAX 4096
-#define US_MAX_WORKLOADS 64
+#define US_MAX_WORKLOADS 256
 #define US_MAX_PORTS 16
 #define US_MAX_LABELS 16
 #define US_MAX_SELECT 32
@@ -19,7 +19,8 @@
 struct us_workload_config {
 	char name[128];
 	int role;                    /* UNDERSTUDY__ROLE__PRODUCTION or __SHADOW */
-	char cgroup[US_PATH_MAX];    /* cgroup v2 directory */
+	char cgroup[US_PATH_MAX];    /* cgroup v2 directory (from unit when set) */
+	char unit[256];              /* systemd unit; "" when cgroup was given */
 	uint32_t ports[US_MAX_PORTS];
 	size_t nports;
 	char label_keys[US_MAX_LABELS][64];

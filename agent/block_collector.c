@@ -46,8 +46,8 @@ struct us_block {
 	size_t n, cap;
 };
 
-/* True when the kernel's block_rq_issue is TP_PROTO(q, rq) (before v5.11,
- * commit a54895fa057c): btf_trace_block_rq_issue is a pointer to a function
+/* True when the kernel's block_rq_issue (and with it block_rq_insert) is
+ * TP_PROTO(q, rq) (before v5.11, commit a54895fa057c): btf_trace_block_rq_issue is a pointer to a function
  * of (void *, q, rq). Without kernel BTF, assume the current form. */
 static bool issue_has_q(void)
 {
@@ -85,7 +85,7 @@ static int load_and_attach(struct us_block *b, const struct us_block_opts *o, bo
 		goto cleanup;
 	}
 	skel->rodata->track_all = o->track_all;
-	skel->rodata->block_rq_issue_has_q = issue_has_q();
+	skel->rodata->block_rq_has_q = issue_has_q();
 	rc = bpf_map__set_max_entries(skel->maps.tracked_cgroups, max_cg);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.hists, US_BLOCK_METRIC_NR * max_cg);
@@ -94,9 +94,13 @@ static int load_and_attach(struct us_block *b, const struct us_block_opts *o, bo
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.start, max_fl);
 	if (!rc)
+		rc = bpf_program__set_autoload(skel->progs.block_rq_insert_btf, !raw);
+	if (!rc)
 		rc = bpf_program__set_autoload(skel->progs.block_rq_issue_btf, !raw);
 	if (!rc)
 		rc = bpf_program__set_autoload(skel->progs.block_rq_complete_btf, !raw);
+	if (!rc)
+		rc = bpf_program__set_autoload(skel->progs.block_rq_insert_raw, raw);
 	if (!rc)
 		rc = bpf_program__set_autoload(skel->progs.block_rq_issue_raw, raw);
 	if (!rc)

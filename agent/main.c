@@ -14,6 +14,7 @@
 #include "bpf_env.h"
 #include "cgroupfs.h"
 #include "clock.h"
+#include "figures.h"
 #include "hello.h"
 #include "keys.h"
 #include "log.h"
@@ -25,6 +26,7 @@
 #include "self_telemetry.h"
 #include "sender.h"
 #include "spool.h"
+#include "unit.h"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -37,15 +39,6 @@ static void on_signal(int sig)
 		stop_requested = 1;
 }
 
-struct workload_figures {
-	bool seen;
-	struct us_sched_cgroup_stats sched;
-	bool block_seen;
-	struct us_block_cgroup_stats block;
-	bool tcp_seen;
-	struct us_tcp_cgroup_stats tcp;
-};
-
 struct agent {
 	const char *config_path;
 	struct us_agent_config cfg;
@@ -55,7 +48,7 @@ struct agent {
 	struct us_block *block;
 	struct us_tcp *tcp;
 	uint64_t cgroup_ids[US_MAX_WORKLOADS];
-	struct workload_figures figures[US_MAX_WORKLOADS];
+	struct us_figures figures[US_MAX_WORKLOADS];
 	struct us_cgroupfs cgroupfs[US_MAX_WORKLOADS];	/* by workload index */
 	struct us_scrape *scrape[US_MAX_WORKLOADS];	/* by workload index; metrics_url */
 	struct us_self_telemetry self;			/* baselines, BPF stats fd */
@@ -154,7 +147,7 @@ static int take_sched(void *ctx, const struct us_sched_cgroup_stats *st)
 	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
 		if (ag->cgroup_ids[i] != st->cgroup_id)
 			continue;
-		ag->figures[i].seen = true;
+		ag->figures[i].sched_seen = true;
 		ag->figures[i].sched = *st;
 	}
 	return 0;
@@ -199,15 +192,7 @@ static void add_cgroupfs(struct agent *ag, size_t i, struct us_batch *b)
 	if (strcmp(c->v2dir, w->cgroup) != 0)
 		us_cgroupfs_init(c, w->cgroup);
 	us_cgroupfs_read(c, w->name, &f);
-	for (int k = 0; k < US_CG_NR; k++) {
-		if (f.source[k] == US_CG_NONE)
-			continue;
-		if (us_cgroupfs_is_counter(k))
-			us_batch_add_counter(b, us_cgroupfs_metric(k), us_cgroupfs_unit(k), f.value[k]);
-		else
-			us_batch_add_gauge(b, us_cgroupfs_metric(k), us_cgroupfs_unit(k),
-					   (double)f.value[k]);
-	}
+	us_figures_add_cgroupfs(&f, b);
 }
 
 /* Scrapes every workload's metrics_url at once. State follows the config
@@ -278,33 +263,7 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 		if (!b)
 			return;
 		us_batch_init(b, w->name, w->role, ag->interval_start_ns, end_ns);
-		if (ag->figures[i].seen) {
-			us_batch_add_hist(b, "runq_latency", "ns", &ag->figures[i].sched.runq_latency_ns);
-			us_batch_add_hist(b, "oncpu_slice", "ns", &ag->figures[i].sched.oncpu_slice_ns);
-			us_batch_add_counter(b, "oncpu_time", "ns", ag->figures[i].sched.oncpu_ns);
-		}
-		if (ag->figures[i].block_seen) {
-			const struct us_block_cgroup_stats *io = &ag->figures[i].block;
-			struct us_hist lat = io->read_latency_ns;
-
-			/* one latency histogram, reads and writes merged */
-			us_hist_merge(&lat, &io->write_latency_ns);
-			us_batch_add_hist(b, "io_latency", "ns", &lat);
-			us_batch_add_counter(b, "io_read_bytes", "bytes", io->read_bytes);
-			us_batch_add_counter(b, "io_write_bytes", "bytes", io->write_bytes);
-			us_batch_add_counter(b, "io_read_ops", "ops", io->read_ops);
-			us_batch_add_counter(b, "io_write_ops", "ops", io->write_ops);
-		}
-		if (ag->figures[i].tcp_seen) {
-			const struct us_tcp_cgroup_stats *t = &ag->figures[i].tcp;
-
-			us_batch_add_hist(b, "tcp_rtt", "ns", &t->rtt_ns);
-			us_batch_add_hist(b, "tcp_conn_lifetime", "ns", &t->lifetime_ns);
-			us_batch_add_counter(b, "tcp_retransmits", "1", t->retransmits);
-			us_batch_add_counter(b, "tcp_conns_opened", "1", t->conns_opened);
-			us_batch_add_counter(b, "tcp_conns_closed", "1", t->conns_closed);
-			us_batch_add_counter(b, "tcp_resets", "1", t->resets);
-		}
+		us_figures_add(&ag->figures[i], b);
 		add_cgroupfs(ag, i, b);
 		if (ag->scrape[i])
 			us_scrape_add(ag->scrape[i], b);
@@ -402,6 +361,31 @@ static int open_transport(struct agent *ag, void *zctx)
 /* Applies what can change while running (workloads, interval, heartbeat,
  * log level); identity, keys, coordinator and spool need a restart, and a
  * config that changes them is refused whole so nothing is half-applied. */
+/* Workloads named by systemd unit get their cgroup directory now; the
+ * agent then follows that directory like any other. */
+static int resolve_units(struct us_agent_config *c, char *err, size_t errlen)
+{
+	char root[US_PATH_MAX], why[512];
+
+	for (size_t i = 0; i < c->nworkloads; i++) {
+		struct us_workload_config *w = &c->workloads[i];
+
+		if (!w->unit[0])
+			continue;
+		if (us_bpf_env_cgroup2_root(root, sizeof(root), why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "workload %s: unit %s: %s", w->name, w->unit, why);
+			return -1;
+		}
+		if (us_unit_cgroup(w->unit, root, w->cgroup, sizeof(w->cgroup), why,
+				   sizeof(why)) < 0) {
+			snprintf(err, errlen, "workload %s: %s", w->name, why);
+			return -1;
+		}
+		us_info("workload %s: unit %s is cgroup %s", w->name, w->unit, w->cgroup);
+	}
+	return 0;
+}
+
 static int reload_config(struct agent *ag, char *msg, size_t msglen)
 {
 	struct us_agent_config *next = malloc(sizeof(*next));
@@ -412,7 +396,8 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 		return -1;
 	}
 	us_agent_config_defaults(next);
-	if (us_agent_config_load(ag->config_path, next, msg, msglen) < 0)
+	if (us_agent_config_load(ag->config_path, next, msg, msglen) < 0 ||
+	    resolve_units(next, msg, msglen) < 0)
 		goto cleanup;
 	if (strcmp(next->agent_id, ag->cfg.agent_id) || strcmp(next->key, ag->cfg.key) ||
 	    strcmp(next->endpoint, ag->cfg.endpoint) ||
@@ -607,7 +592,8 @@ int main(int argc, char **argv)
 		return optind != argc ? (usage(stderr), 2) : run_tool_mode(&tm, level);
 	}
 	us_agent_config_defaults(&ag->cfg);
-	if (optind != argc || us_agent_config_load(config_path, &ag->cfg, err, sizeof(err)) < 0) {
+	if (optind != argc || us_agent_config_load(config_path, &ag->cfg, err, sizeof(err)) < 0 ||
+	    resolve_units(&ag->cfg, err, sizeof(err)) < 0) {
 		if (optind != argc)
 			usage(stderr);
 		else

@@ -1,5 +1,6 @@
-/* Owns --once: one interval of the sched collector, outside the daemon loop.
- * The figures go through the same MetricBatch building as the daemon's and
+/* Owns --once: one interval of the BPF collectors (run queue, block I/O,
+ * TCP) and, for --cgroup, of cgroupfs, outside the daemon loop. The figures
+ * go through the same MetricBatch building as the daemon's (figures.h) and
  * back out of its wire form, so the JSON shows what would have been sent. */
 #include "once.h"
 
@@ -16,15 +17,24 @@
 #include "clock.h"
 #include "hist.h"
 #include "log.h"
-#include "sched_collector.h"
+#include "figures.h"
 
 struct cgroup_name {
 	uint64_t id;
 	char *path;
 };
 
+/* One cgroup's figures, gathered from every collector before printing. */
+struct once_cgroup {
+	uint64_t id;
+	struct us_figures f;
+};
+
 struct once_run {
 	FILE *out;
+	struct once_cgroup *cgs;
+	size_t ncgs;
+	struct us_cgroupfs *cgroupfs;	/* --cgroup only */
 	uint64_t start_ns, end_ns;
 	uint64_t only_id;		/* --cgroup: its id; 0 with track_all */
 	const char *only_path;
@@ -173,47 +183,95 @@ static int print_batch(struct once_run *r, uint64_t cgroup_id, const char *path,
 		json_string(out, mb->counters[i]->unit);
 		fprintf(out, ", \"value\": %llu}", (unsigned long long)mb->counters[i]->value);
 	}
+	fputs("],\n   \"gauges\": [", out);
+	for (size_t i = 0; i < mb->n_gauges; i++) {
+		fputs(i ? ", " : "", out);
+		fputs("{\"metric\": ", out);
+		json_string(out, mb->gauges[i]->metric);
+		fputs(", \"unit\": ", out);
+		json_string(out, mb->gauges[i]->unit);
+		fprintf(out, ", \"value\": %.17g}", mb->gauges[i]->value);
+	}
 	fputs("]}", out);
 	return 0;
 }
 
-/* The same figures, under the same names, as the daemon's submit_interval(). */
-static int take_stats(void *ctx, const struct us_sched_cgroup_stats *st)
+/* The figures of cgroup id, added on first sight; NULL when out of memory. */
+static struct us_figures *figures_of(struct once_run *r, uint64_t id)
 {
-	struct once_run *r = ctx;
+	struct once_cgroup *grown;
+
+	for (size_t i = 0; i < r->ncgs; i++)
+		if (r->cgs[i].id == id)
+			return &r->cgs[i].f;
+	grown = realloc(r->cgs, (r->ncgs + 1) * sizeof(*r->cgs));
+	if (!grown)
+		return NULL;
+	r->cgs = grown;
+	memset(&r->cgs[r->ncgs], 0, sizeof(r->cgs[r->ncgs]));
+	r->cgs[r->ncgs].id = id;
+	return &r->cgs[r->ncgs++].f;
+}
+
+static int take_sched(void *ctx, const struct us_sched_cgroup_stats *st)
+{
+	struct us_figures *f = figures_of(ctx, st->cgroup_id);
+
+	if (!f)
+		return -ENOMEM;
+	f->sched_seen = true;
+	f->sched = *st;
+	return 0;
+}
+
+static int take_block(void *ctx, const struct us_block_cgroup_stats *st)
+{
+	struct us_figures *f = figures_of(ctx, st->cgroup_id);
+
+	if (!f)
+		return -ENOMEM;
+	f->block_seen = true;
+	f->block = *st;
+	return 0;
+}
+
+static int take_tcp(void *ctx, const struct us_tcp_cgroup_stats *st)
+{
+	struct us_figures *f = figures_of(ctx, st->cgroup_id);
+
+	if (!f)
+		return -ENOMEM;
+	f->tcp_seen = true;
+	f->tcp = *st;
+	return 0;
+}
+
+/* One cgroup's MetricBatch, printed. --cgroup gets its cgroupfs figures and,
+ * when nothing ran in it, empty run-queue histograms: the caller asked
+ * about it, so it is printed either way. */
+static int print_cgroup(struct once_run *r, struct once_cgroup *cg)
+{
 	struct us_batch *b = malloc(sizeof(*b));
-	const char *path = name_of(r, st->cgroup_id);
+	const char *path = name_of(r, cg->id);
+	struct us_cgroupfs_figures cf;
 	int rc = -ENOMEM;
 
 	if (!b)
 		goto cleanup;
 	us_batch_init(b, path ? path : "", 0, r->start_ns, r->end_ns);
-	rc = -EINVAL;
-	if (us_batch_add_hist(b, "runq_latency", "ns", &st->runq_latency_ns) < 0 ||
-	    us_batch_add_hist(b, "oncpu_slice", "ns", &st->oncpu_slice_ns) < 0 ||
-	    us_batch_add_counter(b, "oncpu_time", "ns", st->oncpu_ns) < 0)
-		goto free_batch;
-	rc = print_batch(r, st->cgroup_id, path, &b->mb);
-free_batch:
+	if (r->only_id && !cg->f.sched_seen) {
+		memset(&cg->f.sched, 0, sizeof(cg->f.sched));
+		cg->f.sched_seen = true;
+	}
+	us_figures_add(&cg->f, b);
+	if (r->cgroupfs) {
+		us_cgroupfs_read(r->cgroupfs, r->only_path, &cf);
+		us_figures_add_cgroupfs(&cf, b);
+	}
+	rc = print_batch(r, cg->id, path, &b->mb);
 	us_batch_free(b);
 cleanup:
 	free(b);
-	return rc;
-}
-
-/* --cgroup with no task scheduled in the interval: the drain does not visit
- * it, but the caller asked about it, so it gets empty histograms. */
-static int print_idle(struct once_run *r)
-{
-	struct us_sched_cgroup_stats *st = calloc(1, sizeof(*st));
-	int rc = -ENOMEM;
-
-	if (!st)
-		return rc;
-	st->cgroup_id = r->only_id;
-	st->tracked = true;
-	rc = take_stats(r, st);
-	free(st);
 	return rc;
 }
 
@@ -239,12 +297,54 @@ static int resolve_only(const char *path, uint64_t *id, char *err, size_t errlen
 	return 0;
 }
 
+/* The optional collectors: a failure costs their figures, with a warning,
+ * as in the daemon. */
+static void open_optional(const struct us_once_opts *o, uint64_t only_id, struct us_block **block,
+			  struct us_tcp **tcp)
+{
+	struct us_block_opts bopts = { .track_all = o->cgroup == NULL };
+	struct us_tcp_opts topts = { .track_all = o->cgroup == NULL };
+	char err[512];
+
+	if (us_block_open(&bopts, block, err, sizeof(err)) < 0) {
+		us_warn("block I/O figures unavailable: %s", err);
+		*block = NULL;
+	} else if (only_id && us_block_track(*block, only_id) < 0) {
+		us_warn("block I/O figures unavailable: cannot track the cgroup");
+	}
+	if (us_tcp_open(&topts, tcp, err, sizeof(err)) < 0) {
+		us_warn("TCP figures unavailable: %s", err);
+		*tcp = NULL;
+	} else if (only_id && us_tcp_track(*tcp, only_id) < 0) {
+		us_warn("TCP figures unavailable: cannot track the cgroup");
+	}
+}
+
+static int drain_all(struct once_run *r, struct us_sched *s, struct us_block *block,
+		     struct us_tcp *tcp, char *err, size_t errlen)
+{
+	int rc = us_sched_drain(s, take_sched, r);
+
+	if (rc == 0 && block)
+		rc = us_block_drain(block, take_block, r);
+	if (rc == 0 && tcp)
+		rc = us_tcp_drain(tcp, take_tcp, r);
+	if (rc == 0 && r->only_id && !figures_of(r, r->only_id))
+		rc = -ENOMEM;
+	if (rc < 0)
+		snprintf(err, errlen, "collectors: drain failed: %s", strerror(-rc));
+	return rc;
+}
+
 int us_once_run(const struct us_once_opts *o, FILE *out, char *err, size_t errlen)
 {
 	struct us_sched_opts sopts = { .track_all = o->cgroup == NULL };
 	struct once_run r = { .out = out, .only_path = o->cgroup };
+	struct us_cgroupfs_figures baseline;
 	struct us_sched_counters ctr;
 	struct us_sched *s = NULL;
+	struct us_block *block = NULL;
+	struct us_tcp *tcp = NULL;
 	int rc;
 
 	if (o->cgroup && (rc = resolve_only(o->cgroup, &r.only_id, err, errlen)) < 0)
@@ -256,18 +356,26 @@ int us_once_run(const struct us_once_opts *o, FILE *out, char *err, size_t errle
 		snprintf(err, errlen, "--cgroup %s: cannot track: %s", o->cgroup, strerror(-rc));
 		goto cleanup;
 	}
+	open_optional(o, r.only_id, &block, &tcp);
+	if (r.only_id && (r.cgroupfs = malloc(sizeof(*r.cgroupfs)))) {
+		/* the first reading is the baseline the counters count from */
+		us_cgroupfs_init(r.cgroupfs, o->cgroup);
+		us_cgroupfs_read(r.cgroupfs, o->cgroup, &baseline);
+	}
 	r.start_ns = us_now_ns();
 	sleep_ns(o->interval_ns);
 	r.end_ns = us_now_ns();
 	if (!r.only_id)
 		collect_names(&r);
+	if ((rc = drain_all(&r, s, block, tcp, err, errlen)) < 0)
+		goto cleanup;
 	fputc('[', out);
-	rc = us_sched_drain(s, take_stats, &r);
-	if (rc == 0 && r.only_id && !r.printed)
-		rc = print_idle(&r);
+	for (size_t i = 0; i < r.ncgs && rc == 0; i++)
+		if (!r.only_id || r.cgs[i].id == r.only_id)
+			rc = print_cgroup(&r, &r.cgs[i]);
 	fputs(r.printed ? "\n]\n" : "]\n", out);
 	if (rc < 0) {
-		snprintf(err, errlen, "sched collector: drain failed: %s", strerror(-rc));
+		snprintf(err, errlen, "cannot print the figures: %s", strerror(-rc));
 		goto cleanup;
 	}
 	if (us_sched_counters(s, &ctr) == 0 && ctr.hist_map_full)
@@ -275,6 +383,10 @@ int us_once_run(const struct us_once_opts *o, FILE *out, char *err, size_t errle
 			(unsigned long long)ctr.hist_map_full);
 cleanup:
 	us_sched_destroy(s);
+	us_block_destroy(block);
+	us_tcp_destroy(tcp);
+	free(r.cgroupfs);
+	free(r.cgs);
 	for (size_t i = 0; i < r.nnames; i++)
 		free(r.names[i].path);
 	free(r.names);

@@ -202,6 +202,7 @@ static void check_tracepoints(struct probe *p)
 		{ "sched/sched_wakeup", true, "run-queue latency" },
 		{ "sched/sched_wakeup_new", true, "run-queue latency" },
 		{ "sched/sched_switch", true, "run-queue latency, on-CPU time" },
+		{ "block/block_rq_insert", false, "block I/O attribution" },
 		{ "block/block_rq_issue", false, "block I/O latency" },
 		{ "block/block_rq_complete", false, "block I/O latency" },
 		{ "tcp/tcp_probe", false, "TCP RTT" },

@@ -40,8 +40,13 @@ static void add_delta(struct us_self_telemetry *t, struct us_batch *b, const cha
 		if (strcmp(t->counters[i].name, name) == 0)
 			break;
 	if (i == t->ncounters) {
-		if (t->ncounters == US_SELF_MAX_COUNTERS)
+		if (t->ncounters == US_SELF_MAX_COUNTERS) {
+			if (!t->full_logged)
+				us_warn("self-telemetry: more than %d series; %s and later left out",
+					US_SELF_MAX_COUNTERS, name);
+			t->full_logged = true;
 			return;
+		}
 		c = &t->counters[t->ncounters++];
 		snprintf(c->name, sizeof(c->name), "%s", name);
 		c->unit = unit;
@@ -73,8 +78,8 @@ static bool stats_enabled(struct us_self_telemetry *t)
 	return true;
 }
 
-static void add_progs(struct us_self_telemetry *t, struct us_batch *b, const int *fds,
-		      const char **names, int n)
+static void add_progs(struct us_self_telemetry *t, struct us_batch *b, const char *collector,
+		      const int *fds, const char **names, int n)
 {
 	char name[US_SELF_NAME_LEN];
 
@@ -86,9 +91,9 @@ static void add_progs(struct us_self_telemetry *t, struct us_batch *b, const int
 		/* bpf_prog_get_info_by_fd() only from libbpf 1.2; same call */
 		if (bpf_obj_get_info_by_fd(fds[i], &info, &len) < 0)
 			continue;
-		snprintf(name, sizeof(name), "bpf_run_count:%s", names[i]);
+		snprintf(name, sizeof(name), "bpf_run_count:%s.%s", collector, names[i]);
 		add_delta(t, b, name, "1", info.run_cnt);
-		snprintf(name, sizeof(name), "bpf_run_time:%s", names[i]);
+		snprintf(name, sizeof(name), "bpf_run_time:%s.%s", collector, names[i]);
 		add_delta(t, b, name, "ns", info.run_time_ns);
 	}
 }
@@ -104,7 +109,7 @@ static void add_bpf(struct us_self_telemetry *t, const struct us_self_sources *s
 		struct us_sched_counters k;
 
 		if (stats)
-			add_progs(t, b, fds, names, us_sched_prog_fds(src->sched, fds, names, MAX_PROGS));
+			add_progs(t, b, "sched", fds, names, us_sched_prog_fds(src->sched, fds, names, MAX_PROGS));
 		if (us_sched_counters(src->sched, &k) == 0) {
 			add_delta(t, b, "bpf_map_failures:sched.start_map_full", "1", k.start_map_full);
 			add_delta(t, b, "bpf_map_failures:sched.hist_map_full", "1", k.hist_map_full);
@@ -115,7 +120,7 @@ static void add_bpf(struct us_self_telemetry *t, const struct us_self_sources *s
 		struct us_block_counters k;
 
 		if (stats)
-			add_progs(t, b, fds, names, us_block_prog_fds(src->block, fds, names, MAX_PROGS));
+			add_progs(t, b, "block", fds, names, us_block_prog_fds(src->block, fds, names, MAX_PROGS));
 		if (us_block_counters(src->block, &k) == 0) {
 			add_delta(t, b, "bpf_map_failures:block.start_map_full", "1", k.start_map_full);
 			add_delta(t, b, "bpf_map_failures:block.hist_map_full", "1", k.hist_map_full);
@@ -126,7 +131,7 @@ static void add_bpf(struct us_self_telemetry *t, const struct us_self_sources *s
 		struct us_tcp_counters k;
 
 		if (stats)
-			add_progs(t, b, fds, names, us_tcp_prog_fds(src->tcp, fds, names, MAX_PROGS));
+			add_progs(t, b, "tcp", fds, names, us_tcp_prog_fds(src->tcp, fds, names, MAX_PROGS));
 		if (us_tcp_counters(src->tcp, &k) == 0) {
 			add_delta(t, b, "bpf_map_failures:tcp.start_map_full", "1", k.start_map_full);
 			add_delta(t, b, "bpf_map_failures:tcp.hist_map_full", "1", k.hist_map_full);

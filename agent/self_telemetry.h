@@ -22,7 +22,7 @@
 #include "tcp_collector.h"
 
 #define US_SELF_WORKLOAD "understudy-agent"
-#define US_SELF_MAX_COUNTERS 96
+#define US_SELF_MAX_COUNTERS 256
 #define US_SELF_NAME_LEN 96
 
 /* Any source may be NULL (collector unavailable): its figures are left out. */
@@ -43,6 +43,7 @@ struct us_self_counter {
 struct us_self_telemetry {
 	int stats_fd;		/* bpf_enable_stats(); kept open: closing turns stats off */
 	bool stats_tried;	/* enabled or failed once; failure is logged once */
+	bool full_logged;	/* the counter table filled up; logged once */
 	struct us_self_counter counters[US_SELF_MAX_COUNTERS];
 	size_t ncounters;
 };

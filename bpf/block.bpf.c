@@ -4,12 +4,14 @@
  * twins that user space autoloads instead when tp_btf is not available) and
  * their maps.
  *
- * - attribution: at block_rq_issue a read or write request gets a start
- *   record {ts, cgroup, direction}, keyed by the struct request address,
- *   under the cgroup v2 id of the task issuing it (bpf_get_current_cgroup_id),
- *   if that cgroup is tracked. Requests issued from another context (kblockd
- *   after a busy queue, writeback kworkers) belong to that context's cgroup.
- *   A request issued again (requeue) takes a new record.
+ * - attribution: a read or write request belongs to the cgroup v2 of the
+ *   task that submitted it. That task is current at block_rq_insert (plug
+ *   flush, scheduler insert) or, on the direct-issue path that skips the
+ *   insert, at block_rq_issue. Issue itself may run in kblockd (a busy
+ *   queue, a requeue), so a record made at insert keeps its cgroup and
+ *   issue only starts the clock; issue makes a record only when none exists.
+ *   Writeback and journal I/O submitted by kworkers belong to their cgroup.
+ *   A request issued again (requeue) restarts its clock.
  * - block_rq_complete adds nr_bytes to the cgroup's bytes of the direction
  *   (a request may complete in parts); the final completion (nr_bytes
  *   covering what is left of the request) records issue -> completion in
@@ -35,8 +37,9 @@
 
 /* measure every cgroup (tests, --once); histogram keys are created here */
 const volatile bool track_all = false;
-/* block_rq_issue is TP_PROTO(q, rq) before v5.11, see core_fixes.bpf.h */
-const volatile bool block_rq_issue_has_q = false;
+/* block_rq_insert and block_rq_issue are TP_PROTO(q, rq) before v5.11,
+ * see core_fixes.bpf.h */
+const volatile bool block_rq_has_q = false;
 
 /* cgroup id -> 1, maintained by user space */
 struct {
@@ -114,26 +117,61 @@ static __always_inline void *lookup_value(void *map, const void *key, const void
 	return v;
 }
 
-static __always_inline int handle_issue(struct request *rq)
+/* REQ_OP_READ = 0, REQ_OP_WRITE = 1 in every kernel since v4.10 */
+static __always_inline bool read_or_write(struct request *rq, __u32 *op)
 {
-	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
-	struct us_block_start st = {};
-	__u64 key = (__u64)(unsigned long)rq;
-	long err;
+	*op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+	return *op == US_BLOCK_READ || *op == US_BLOCK_WRITE;
+}
 
-	/* REQ_OP_READ = 0, REQ_OP_WRITE = 1 in every kernel since v4.10 */
-	if (op != US_BLOCK_READ && op != US_BLOCK_WRITE)
+/* The submitter is current: the request is its cgroup's from now on (a
+ * recycled request address of another cgroup is overwritten). ts 0 marks
+ * a request not yet issued; an issued one being inserted again is a
+ * requeue from kblockd and keeps its cgroup. */
+static __always_inline int handle_insert(struct request *rq)
+{
+	__u64 key = (__u64)(unsigned long)rq;
+	struct us_block_start st = {}, *stp;
+	__u32 op;
+
+	if (!read_or_write(rq, &op))
 		return 0;
+	stp = bpf_map_lookup_elem(&start, &key);
+	if (stp && stp->ts)
+		return 0; /* issued before: a requeue, inserted again by kblockd */
 	st.cgroup_id = bpf_get_current_cgroup_id();
 	if (!cgroup_tracked(st.cgroup_id)) {
-		/* a requeued request re-issued by an untracked context */
-		bpf_map_delete_elem(&start, &key);
+		if (stp)
+			bpf_map_delete_elem(&start, &key);
 		return 0;
 	}
 	st.dir = op;
+	if (bpf_map_update_elem(&start, &key, &st, BPF_ANY))
+		count_failure(US_BLOCK_CNT_START_FULL);
+	return 0;
+}
+
+static __always_inline int handle_issue(struct request *rq)
+{
+	__u64 key = (__u64)(unsigned long)rq;
+	struct us_block_start st = {}, *stp;
+	__u32 op;
+
+	if (!read_or_write(rq, &op))
+		return 0;
+	stp = bpf_map_lookup_elem(&start, &key);
+	if (stp) {
+		/* inserted by its submitter, or a requeued request */
+		stp->ts = bpf_ktime_get_ns();
+		return 0;
+	}
+	/* direct issue: the submitter is current */
+	st.cgroup_id = bpf_get_current_cgroup_id();
+	if (!cgroup_tracked(st.cgroup_id))
+		return 0;
+	st.dir = op;
 	st.ts = bpf_ktime_get_ns();
-	err = bpf_map_update_elem(&start, &key, &st, BPF_ANY);
-	if (err)
+	if (bpf_map_update_elem(&start, &key, &st, BPF_ANY))
 		count_failure(US_BLOCK_CNT_START_FULL);
 	return 0;
 }
@@ -152,6 +190,8 @@ static __always_inline int handle_complete(struct request *rq, unsigned int nr_b
 	if (!stp)
 		return 0;
 	st = *stp;
+	if (!st.ts)
+		return 0; /* completed without an issue we saw (attached mid-flight) */
 	final = nr_bytes >= BPF_CORE_READ(rq, __data_len);
 	if (final)
 		/* read before delete: the element may be reused after deletion */
@@ -175,10 +215,16 @@ static __always_inline int handle_complete(struct request *rq, unsigned int nr_b
 	return 0;
 }
 
+SEC("tp_btf/block_rq_insert")
+int block_rq_insert_btf(unsigned long long *ctx)
+{
+	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q));
+}
+
 SEC("tp_btf/block_rq_issue")
 int block_rq_issue_btf(unsigned long long *ctx)
 {
-	return handle_issue(us_block_rq_issue_rq(ctx, block_rq_issue_has_q));
+	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q));
 }
 
 /* TP_PROTO(struct request *rq, blk_status_t error, unsigned int nr_bytes)
@@ -189,10 +235,16 @@ int BPF_PROG(block_rq_complete_btf, struct request *rq, int error, unsigned int 
 	return handle_complete(rq, nr_bytes);
 }
 
+SEC("raw_tp/block_rq_insert")
+int block_rq_insert_raw(unsigned long long *ctx)
+{
+	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q));
+}
+
 SEC("raw_tp/block_rq_issue")
 int block_rq_issue_raw(unsigned long long *ctx)
 {
-	return handle_issue(us_block_rq_issue_rq(ctx, block_rq_issue_has_q));
+	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q));
 }
 
 SEC("raw_tp/block_rq_complete")

@@ -102,14 +102,14 @@ static __always_inline __u16 us_sock_protocol(struct sock *sk)
 	return (__u16)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
 }
 
-/* block_rq_issue lost its first argument (struct request_queue *q) in v5.11,
- * commit a54895fa057c ("block: remove the request_queue to argument request
- * based tracepoints"): TP_PROTO(q, rq) became TP_PROTO(rq). clang < 15 has no
+/* block_rq_insert and block_rq_issue lost their first argument (struct
+ * request_queue *q) in v5.11, commit a54895fa057c ("block: remove the
+ * request_queue to argument request based tracepoints"): TP_PROTO(q, rq)
+ * became TP_PROTO(rq), for both in the same commit. clang < 15 has no
  * bpf_core_type_matches() to tell the two prototypes apart, so user space
  * reads the arity of btf_trace_block_rq_issue from the kernel's BTF and sets
  * a rodata flag before load (bpf/block.bpf.c, agent/block_collector.c). */
-static __always_inline struct request *us_block_rq_issue_rq(unsigned long long *ctx,
-							     bool has_q)
+static __always_inline struct request *us_block_rq_arg(unsigned long long *ctx, bool has_q)
 {
 	return (struct request *)(has_q ? ctx[1] : ctx[0]);
 }

@@ -60,11 +60,11 @@ done
 # understudy-agent; series rows come from the rollup worker, so wait (<= 10 s)
 for _ in $(seq 1 100); do
 	cpu=$(q "SELECT count(*) FROM series WHERE workload = 'understudy-agent' AND metric = 'agent_cpu' AND kind = 'counter'")
-	runs=$(q "SELECT count(*) FROM series WHERE workload = 'understudy-agent' AND metric LIKE 'bpf_run_count:%'")
+	runs=$(q "SELECT count(*) FROM series WHERE workload = 'understudy-agent' AND metric LIKE 'bpf_run_count:sched.%'")
 	[ "${cpu:-0}" -ge 1 ] && [ "${runs:-0}" -ge 1 ] && break
 	sleep 0.1
 done
 [ "${cpu:-0}" -ge 1 ] || fail "no agent_cpu series for understudy-agent: $(q "SELECT group_concat(metric, ' ') FROM series WHERE workload = 'understudy-agent'")"
-[ "${runs:-0}" -ge 1 ] || fail "no bpf_run_count: series for understudy-agent: $(grep self-telemetry "$T/agent.log")"
+[ "${runs:-0}" -ge 1 ] || fail "no bpf_run_count:sched.* series for understudy-agent: $(grep self-telemetry "$T/agent.log")"
 info "self-telemetry: $(q "SELECT count(*) FROM series WHERE workload = 'understudy-agent'") series for understudy-agent"
 info "agent attached ($(grep -o 'attached ([a-z_]*)' "$T/agent.log")), $n batches with histograms stored"

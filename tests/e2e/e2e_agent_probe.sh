@@ -28,8 +28,9 @@ grep -q 'kprobes .*not used' "$T/probe.out" || fail "kprobes not reported as not
 info "--once --json --cgroup (busy cgroup)"
 mkdir "$cg"
 # fork+exec in a loop: every child wakes its parent, so run-queue latency
-# is sampled even on an idle host where a pure spinner is never preempted
-sh -c "echo \$\$ > $cg/cgroup.procs; exec timeout 20 sh -c 'while :; do /bin/true; done'" &
+# is sampled even on an idle host where a pure spinner is never preempted;
+# each round also connects to a closed loopback port (a reset received)
+sh -c "echo \$\$ > $cg/cgroup.procs; exec timeout 20 bash -c 'while :; do /bin/true; (: </dev/tcp/127.0.0.1/1) 2>/dev/null; done'" &
 PIDS+=($!)
 for _ in $(seq 1 50); do [ -s "$cg/cgroup.procs" ] && break; sleep 0.05; done
 "$BIN/understudy-agent" --once --json --interval 1s --cgroup "$cg" >"$T/once.json" 2>"$T/once.err" ||
@@ -46,6 +47,15 @@ rq = h["runq_latency"]
 assert rq["count"] > 0 and rq["unit"] == "ns", rq
 assert rq["p50"] <= rq["p90"] <= rq["p99"] <= rq["p999"], rq
 print("  runq_latency count %d p50 %d ns p99 %d ns" % (rq["count"], rq["p50"], rq["p99"]))
+# every collector's figures are there, under the daemon's names
+for m in ("oncpu_slice", "io_latency", "tcp_rtt", "tcp_conn_lifetime"):
+    assert m in h, (m, sorted(h))
+c = {x["metric"]: x for x in o["counters"]}
+for m in ("oncpu_time", "io_read_bytes", "io_write_bytes", "tcp_conns_opened", "cpu_usage"):
+    assert m in c, (m, sorted(c))
+assert c["tcp_resets"]["value"] > 0, c["tcp_resets"]
+assert c["cpu_usage"]["value"] > 0, c["cpu_usage"]
+print("  %d resets received, cgroupfs cpu_usage %d ns" % (c["tcp_resets"]["value"], c["cpu_usage"]["value"]))
 PY
 
 info "--once --json (every cgroup) is valid JSON"

@@ -329,16 +329,17 @@ static void print_stats(const char *name, const struct us_block_cgroup_stats *s)
 		      (double)s->write_latency_ns.sum / (double)s->write_latency_ns.count / 1e3 : 0);
 }
 
-/* A tracked cgroup gets about the bytes it wrote and read, with ops and
- * latency samples. The fs may write more (metadata, journal); a few requests
- * may be dispatched from kblockd (busy queue) and belong to its cgroup, as
- * attribution is at issue time: 90% must be there. */
+/* A tracked cgroup gets at least the bytes and requests it wrote and read
+ * (each O_DIRECT request of CHUNK bytes is at least one block request; the
+ * fs may add metadata writes), with a latency sample per op. Requests that
+ * kblockd dispatches (a busy queue) still count: they were inserted by the
+ * submitter. */
 static void check_io(const struct us_block_cgroup_stats *s, uint64_t bytes)
 {
-	assert_true(s->write_bytes >= bytes / 10 * 9);
-	assert_true(s->read_bytes >= bytes / 10 * 9);
-	assert_true(s->write_ops > 0);
-	assert_true(s->read_ops > 0);
+	assert_true(s->write_bytes >= bytes);
+	assert_true(s->read_bytes >= bytes);
+	assert_true(s->write_ops >= bytes / CHUNK);
+	assert_true(s->read_ops >= bytes / CHUNK);
 	assert_int_equal(s->write_latency_ns.count, s->write_ops);
 	assert_int_equal(s->read_latency_ns.count, s->read_ops);
 	assert_true(s->write_latency_ns.sum > 0);

@@ -49,6 +49,9 @@ struct fixture {
 	int kid_cg[2 * MAX_KIDS];
 	int nkids;
 	uint64_t kid_cpu_ns[2];		/* rusage of reaped children, per cgroup */
+	int pin_cpu;			/* >= 0: spinners share this one CPU */
+	int spinners;			/* > 0: spinners per cgroup (default: more than CPUs) */
+	uint64_t wall_ns;		/* release of the children to the last one reaped */
 	struct us_sched *sched;
 };
 
@@ -198,6 +201,9 @@ static int test_setup(void **state)
 
 	f->nkids = 0;
 	f->kid_cpu_ns[0] = f->kid_cpu_ns[1] = 0;
+	f->pin_cpu = -1;
+	f->spinners = 0;
+	f->wall_ns = 0;
 	f->sched = NULL;
 	return 0;
 }
@@ -238,6 +244,23 @@ static void open_collector(struct fixture *f, const struct us_sched_opts *o)
 		      us_sched_fallback_reason(f->sched));
 }
 
+/* In a child: run only on `cpu`, under SCHED_RR, so that the rest of a
+ * shared machine (CFS tasks) cannot take a share of that CPU and the
+ * spinners hold exactly one core; equal RR priorities still take turns
+ * (100 ms quanta), so each waits in the run queue while the other runs. RT
+ * throttling (sched_rt_runtime_us, 95% by default) leaves the remainder. */
+static int pin_hard(int cpu)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return -1;
+	return sched_setscheduler(0, SCHED_RR, &sp);
+}
+
 /* Children that join cgroup `which`, report ready, wait for `go` to close,
  * then burn CPU for spin_ns of wall time, or, when sleeps > 0, sleep 1 ms
  * that many times (each sleep ends with a wakeup). */
@@ -264,6 +287,8 @@ static void spawn(struct fixture *f, int which, int n, uint64_t spin_ns, int sle
 			snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 			if (write_str(procs, buf))
 				_exit(3);
+			if (f->pin_cpu >= 0 && pin_hard(f->pin_cpu))
+				_exit(5);
 			if (write(ready[1], &c, 1) != 1)
 				_exit(4);
 			(void)!read(go[0], &c, 1); /* returns 0 when the parent closes it */
@@ -295,7 +320,8 @@ static int kids_per_cgroup(void)
 static void run_workload(struct fixture *f, unsigned int spin_mask, uint64_t spin_ns,
 			 unsigned int sleep_mask, int sleeps)
 {
-	int ready[2], go[2], n = kids_per_cgroup(), want = 0;
+	int ready[2], go[2], n = f->spinners > 0 ? f->spinners : kids_per_cgroup(), want = 0;
+	uint64_t released;
 	char c;
 
 	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
@@ -316,6 +342,7 @@ static void run_workload(struct fixture *f, unsigned int spin_mask, uint64_t spi
 		assert_int_equal(read(ready[0], &c, 1), 1); /* EOF: a child failed to join */
 	close(ready[0]);
 	close(go[1]); /* release them all */
+	released = mono_ns();
 	for (int i = 0; i < f->nkids; i++) {
 		struct rusage ru;
 		int status;
@@ -326,6 +353,7 @@ static void run_workload(struct fixture *f, unsigned int spin_mask, uint64_t spi
 			((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * NS_PER_S +
 			((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000;
 	}
+	f->wall_ns = mono_ns() - released;
 	f->nkids = 0;
 }
 
@@ -485,6 +513,45 @@ static void test_tracked_vs_untracked(void **state)
 	check_counters(f);
 }
 
+/* Two busy loops pinned to one CPU: the cgroup holds exactly one core for
+ * the wall time they run, so on-CPU time is wall x 1 core (the issue's
+ * +-15%), and each waits while the other runs, so there is run-queue
+ * latency whose total is about the wall time too. */
+static void test_pinned_contention(void **state)
+{
+	struct fixture *f = *state;
+	const struct us_sched_opts o = { 0 };
+	const uint64_t spin_ns = NS_PER_S;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct capture cap;
+	const struct us_hist *h;
+	double cores, waited;
+
+	skip_if_unsupported(f);
+	open_collector(f, &o);
+	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
+	f->pin_cpu = cpus > 1 ? (int)cpus - 1 : 0;
+	f->spinners = 2;
+	run_workload(f, 1, spin_ns, 0, 0);
+	drain(f, &cap);
+	assert_non_null(cap.got[0]);
+	h = &cap.got[0]->runq_latency_ns;
+	print_stats("A (2 spinners on one CPU)", cap.got[0], f->kid_cpu_ns[0]);
+	cores = (double)cap.got[0]->oncpu_ns / (double)f->wall_ns;
+	waited = (double)h->sum / (double)f->wall_ns;
+	print_message("wall %.3fs: on-CPU = %.3f cores, run-queue wait = %.3f x wall\n",
+		      (double)f->wall_ns / 1e9, cores, waited);
+	assert_true(us_hist_quantile(h, 0.5) > 0.0);
+	if (cores < 0.85 || cores > 1.15)
+		fail_msg("on-CPU %.3f cores outside 1 +- 15%%", cores);
+	/* with two tasks on one CPU one always waits: the waits add up to
+	 * the wall time, less the moments the CPU had a third task */
+	if (waited < 0.5 || waited > 1.15)
+		fail_msg("run-queue wait %.3f x wall outside 0.5..1.15", waited);
+	capture_free(&cap);
+	check_counters(f);
+}
+
 /* Run-queue latency belongs to the task switched IN. A's only task sleeps
  * and wakes while B's spinners hold the CPUs, so almost every switch-in of
  * A's task follows a B task (or idle): each of its wakeups must be recorded
@@ -589,6 +656,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_env, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_tracked_vs_untracked, test_setup,
+						test_teardown),
+		cmocka_unit_test_setup_teardown(test_pinned_contention, test_setup,
 						test_teardown),
 		cmocka_unit_test_setup_teardown(test_latency_goes_to_next_task, test_setup,
 						test_teardown),

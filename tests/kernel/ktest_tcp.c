@@ -378,11 +378,14 @@ static void check_workload(const struct us_tcp_cgroup_stats *st)
 {
 	const uint64_t conns = CONNS + 1;
 
-	/* both ends of every connection belong to the cgroup */
-	assert_true(st->conns_opened >= 2 * conns);
-	assert_true(st->conns_closed >= 2 * conns);
-	assert_true(st->lifetime_ns.count >= 2 * conns);
-	assert_true(st->resets >= 1);
+	/* both ends of every connection belong to the cgroup, and nothing
+	 * else does: the counts are exact */
+	assert_int_equal(st->conns_opened, 2 * conns);
+	assert_int_equal(st->conns_closed, 2 * conns);
+	assert_int_equal(st->lifetime_ns.count, 2 * conns);
+	/* the reset connection: received by the server, and sent by the
+	 * client where tcp_send_reset also traces active resets (newer kernels) */
+	assert_true(st->resets >= 1 && st->resets <= 2);
 	/* each round trip makes each end receive a segment with an RTT */
 	check_hist(&st->rtt_ns, (uint64_t)CONNS * ROUND_TRIPS, 1e9);
 	check_hist(&st->lifetime_ns, 2 * conns, 10e9);
