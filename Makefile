@@ -153,7 +153,8 @@ $(B)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_LIB_OBJS) $(COORD_LIB
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) $(GRPC_LIBS) -lcmocka -o $@
 
-$(B)/tests/ktest_%: $(call obj,tests/kernel/ktest_%.c) $(AGENT_LIB_OBJS) $(B)/libus.a
+KTEST_LIB_OBJS := $(call obj,$(wildcard tests/kernel/lib/*.c))
+$(B)/tests/ktest_%: $(call obj,tests/kernel/ktest_%.c) $(KTEST_LIB_OBJS) $(AGENT_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -lcmocka -o $@
