@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "mirror.h"
 #include "scrape.h"
 #include "understudy.pb-c.h"
 
@@ -26,6 +27,8 @@ void us_agent_config_defaults(struct us_agent_config *c)
 	c->ack_timeout_ns = 10 * US_NS_PER_SEC;
 	c->window = 1024;
 	c->window_bytes = 16ull << 20;
+	c->capture_cap_bytes = 64u << 10;
+	c->capture_ring_bytes = 16u << 20;
 	c->log_level = US_LOG_INFO;
 }
 
@@ -110,12 +113,68 @@ static int load_app_metrics(const struct us_conf_doc *doc, const struct us_conf_
 	return 0;
 }
 
+static int load_mirror(const struct us_conf_doc *doc, const struct us_conf_node *wl,
+		       struct us_workload_config *w, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"endpoint", "mode", "sample", "scale", "allow_writes", "host", "conn_buffer",
+		"total_buffer", "response_timeout", NULL
+	};
+	struct us_mirror_config *mc = &w->mirror;
+	const struct us_conf_node *m = NULL;
+	char mode[16] = "http", sample[32] = "";
+	int64_t scale = 1;
+
+	mc->sample = 1;
+	mc->scale = 1;
+	mc->conn_buffer = 16u << 20;
+	mc->total_buffer = 128u << 20;
+	mc->response_timeout_ns = 10 * US_NS_PER_SEC;
+	if (!us_conf_get(wl, "mirror"))
+		return 0;
+	if (us_conf_get_map(doc, wl, "mirror", &m, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, m, keys, err, errlen) < 0)
+		return -1;
+	switch (us_conf_get_string(doc, m, "endpoint", mc->endpoint, sizeof(mc->endpoint), err,
+				   errlen)) {
+	case -1: return -1;
+	case 1: return us_conf_missing(doc, m, "endpoint", err, errlen);
+	}
+	if (us_conf_get_string(doc, m, "mode", mode, sizeof(mode), err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "sample", sample, sizeof(sample), err, errlen) < 0 ||
+	    us_conf_get_int64(doc, m, "scale", 1, 64, &scale, err, errlen) < 0 ||
+	    us_conf_get_bool(doc, m, "allow_writes", &mc->allow_writes, err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "host", mc->host, sizeof(mc->host), err, errlen) < 0 ||
+	    us_conf_get_size(doc, m, "conn_buffer", &mc->conn_buffer, err, errlen) < 0 ||
+	    us_conf_get_size(doc, m, "total_buffer", &mc->total_buffer, err, errlen) < 0 ||
+	    us_conf_get_duration(doc, m, "response_timeout", &mc->response_timeout_ns, err,
+				 errlen) < 0)
+		return -1;
+	if (strcmp(mode, "http") && strcmp(mode, "raw"))
+		return us_conf_errorf(doc, us_conf_get(m, "mode"), err, errlen,
+				      "expected 'http' or 'raw', got '%s'", mode);
+	mc->raw = strcmp(mode, "raw") == 0;
+	if (sample[0] && us_mirror_parse_sample(sample, &mc->sample) < 0)
+		return us_conf_errorf(doc, us_conf_get(m, "sample"), err, errlen,
+				      "expected a fraction in (0, 1] or a percentage, "
+				      "e.g. 0.2 or 20%%, got '%s'", sample);
+	if (!strchr(mc->endpoint, ':'))
+		return us_conf_errorf(doc, us_conf_get(m, "endpoint"), err, errlen,
+				      "expected host:port, got '%s'", mc->endpoint);
+	if (w->nports == 0)
+		return us_conf_errorf(doc, m, err, errlen, "mirroring needs the workload's "
+				      "service `ports:` (the connections to capture)");
+	mc->scale = (uint32_t)scale;
+	mc->enabled = true;
+	return 0;
+}
+
 static int load_workload(const struct us_conf_doc *doc, const struct us_conf_node *wl,
 			 struct us_workload_config *w, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
 		"name", "role", "cgroup", "unit", "ports", "labels", "metrics_url",
-		"metrics_select", NULL
+		"metrics_select", "mirror", NULL
 	};
 	int has_cgroup, has_unit;
 	char role[32] = "production";
@@ -151,7 +210,7 @@ static int load_workload(const struct us_conf_doc *doc, const struct us_conf_nod
 		return us_conf_errorf(doc, us_conf_get(wl, "role"), err, errlen,
 				      "expected 'production' or 'shadow', got '%s'", role);
 	if (load_ports(doc, wl, w, err, errlen) < 0 || load_labels(doc, wl, w, err, errlen) < 0 ||
-	    load_app_metrics(doc, wl, w, err, errlen) < 0)
+	    load_app_metrics(doc, wl, w, err, errlen) < 0 || load_mirror(doc, wl, w, err, errlen) < 0)
 		return -1;
 	return 0;
 }
@@ -185,7 +244,8 @@ static int load_sections(const struct us_conf_doc *doc, const struct us_conf_nod
 {
 	static const char *const coord_keys[] = { "endpoint", "public_key", NULL };
 	static const char *const spool_keys[] = { "dir", "max_bytes", NULL };
-	const struct us_conf_node *coord = NULL, *spool = NULL;
+	static const char *const capture_keys[] = { "cap_bytes", "ring_buffer", NULL };
+	const struct us_conf_node *coord = NULL, *spool = NULL, *capture = NULL;
 	int64_t window = c->window;
 
 	if (us_conf_get_map(doc, root, "coordinator", &coord, err, errlen) < 0 ||
@@ -197,8 +257,19 @@ static int load_sections(const struct us_conf_doc *doc, const struct us_conf_nod
 	    us_conf_check_keys(doc, spool, spool_keys, err, errlen) < 0 ||
 	    us_conf_get_string(doc, spool, "dir", c->spool_dir, sizeof(c->spool_dir), err, errlen) < 0 ||
 	    us_conf_get_size(doc, spool, "max_bytes", &c->spool_max_bytes, err, errlen) < 0 ||
-	    us_conf_get_int64(doc, root, "window", 1, 65536, &window, err, errlen) < 0)
+	    us_conf_get_int64(doc, root, "window", 1, 65536, &window, err, errlen) < 0 ||
+	    us_conf_get_map(doc, root, "capture", &capture, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, capture, capture_keys, err, errlen) < 0 ||
+	    us_conf_get_size(doc, capture, "cap_bytes", &c->capture_cap_bytes, err, errlen) < 0 ||
+	    us_conf_get_size(doc, capture, "ring_buffer", &c->capture_ring_bytes, err, errlen) < 0)
 		return -1;
+	if (c->capture_cap_bytes < 1 || c->capture_cap_bytes > 256u << 10)
+		return us_conf_errorf(doc, us_conf_get(capture, "cap_bytes"), err, errlen,
+				      "must be between 1 and 256KiB");
+	if (c->capture_ring_bytes < 4096 || c->capture_ring_bytes > 1u << 30 ||
+	    (c->capture_ring_bytes & (c->capture_ring_bytes - 1)))
+		return us_conf_errorf(doc, us_conf_get(capture, "ring_buffer"), err, errlen,
+				      "must be a power of two between 4KiB and 1GiB");
 	c->window = (uint32_t)window;
 	if (c->spool_max_bytes < (1u << 20))
 		return us_conf_errorf(doc, us_conf_get(spool, "max_bytes"), err, errlen,
@@ -210,7 +281,7 @@ int us_agent_config_load(const char *path, struct us_agent_config *c, char *err,
 {
 	static const char *const keys[] = {
 		"agent_id", "key", "coordinator", "spool", "interval", "heartbeat",
-		"ack_timeout", "window", "log_level", "workloads", NULL
+		"ack_timeout", "window", "log_level", "workloads", "capture", NULL
 	};
 	struct us_conf_doc *doc = us_conf_load_file(path, err, errlen);
 	const struct us_conf_node *root;

@@ -16,6 +16,20 @@
 #define US_MAX_LABELS 16
 #define US_MAX_SELECT 32
 
+/* `mirror:` of a workload (agent/mirror.h, agent/replay.h). */
+struct us_mirror_config {
+	bool enabled;
+	char endpoint[256];          /* shadow host:port */
+	bool raw;                    /* mode: raw (TCP bursts) instead of http */
+	double sample;               /* fraction of connections, (0, 1] */
+	uint32_t scale;              /* copies of each request */
+	bool allow_writes;
+	char host[256];              /* Host header rewrite */
+	uint64_t conn_buffer;        /* bytes queued per shadow connection */
+	uint64_t total_buffer;       /* bytes queued over the workload's shadow connections */
+	uint64_t response_timeout_ns;
+};
+
 struct us_workload_config {
 	char name[128];
 	int role;                    /* UNDERSTUDY__ROLE__PRODUCTION or __SHADOW */
@@ -30,6 +44,7 @@ struct us_workload_config {
 	char metrics_url[512];
 	char metrics_select[US_MAX_SELECT][128];	/* "name" or "prefix*" */
 	size_t nselect;
+	struct us_mirror_config mirror;
 };
 
 struct us_agent_config {
@@ -47,6 +62,9 @@ struct us_agent_config {
 	enum us_log_level log_level;
 	struct us_workload_config workloads[US_MAX_WORKLOADS];
 	size_t nworkloads;
+	/* capture: (bpf/capture.bpf.c), used when a workload is mirrored */
+	uint64_t capture_cap_bytes;      /* request bytes copied per syscall */
+	uint64_t capture_ring_bytes;     /* ring buffer size, a power of two */
 };
 
 void us_agent_config_defaults(struct us_agent_config *c);

@@ -322,19 +322,46 @@ cleanup:
 	return rc;
 }
 
-int us_cgroupfs_v1_dir(const char *v2dir, enum us_cg_v1 ctl, char *out, size_t outlen,
-		       char *err, size_t errlen)
+/* Mount point and root of each v1 controller's hierarchy, parsed from
+ * /proc/self/mountinfo once and shared by all workloads; parsed again when
+ * a lookup asks for it fresh (after files through it failed to read). */
+static struct {
+	bool ok;
+	char mnt[US_PATH_MAX];
+	char root[US_PATH_MAX];
+} mounts[US_CG_V1_NR];
+
+static int v1_mount(enum us_cg_v1 ctl, bool fresh, const char **mnt, const char **root)
+{
+	char *text = NULL;
+	int rc = 0;
+
+	if (fresh || !mounts[ctl].ok) {
+		mounts[ctl].ok = false;
+		rc = slurp("/proc/self/mountinfo", &text);
+		if (rc == 0)
+			rc = us_cgroupfs_parse_mountinfo(text, v1_names[ctl], mounts[ctl].mnt,
+							 sizeof(mounts[ctl].mnt), mounts[ctl].root,
+							 sizeof(mounts[ctl].root));
+		mounts[ctl].ok = rc == 0;
+		free(text);
+	}
+	*mnt = mounts[ctl].mnt;
+	*root = mounts[ctl].root;
+	return rc;
+}
+
+/* v1 directory of a controller for process pid */
+static int v1_dir_of_pid(long pid, enum us_cg_v1 ctl, bool fresh_mounts, char *out,
+			 size_t outlen, char *err, size_t errlen)
 {
 	const char *name = v1_names[ctl];
-	char path[64], cgpath[US_PATH_MAX], mnt[US_PATH_MAX], root[US_PATH_MAX];
+	char path[64], cgpath[US_PATH_MAX];
+	const char *mnt, *root;
 	char *text = NULL;
 	const char *rel;
-	long pid;
 	int rc;
 
-	rc = first_pid(v2dir, &pid, err, errlen);
-	if (rc < 0)
-		goto cleanup;
 	snprintf(path, sizeof(path), "/proc/%ld/cgroup", pid);
 	rc = slurp(path, &text);
 	if (rc < 0) {
@@ -346,11 +373,7 @@ int us_cgroupfs_v1_dir(const char *v2dir, enum us_cg_v1 ctl, char *out, size_t o
 		snprintf(err, errlen, "%s: no %s v1 hierarchy", path, name);
 		goto cleanup;
 	}
-	free(text);
-	text = NULL;
-	rc = slurp("/proc/self/mountinfo", &text);
-	if (rc == 0)
-		rc = us_cgroupfs_parse_mountinfo(text, name, mnt, sizeof(mnt), root, sizeof(root));
+	rc = v1_mount(ctl, fresh_mounts, &mnt, &root);
 	if (rc < 0) {
 		snprintf(err, errlen, "/proc/self/mountinfo: no %s v1 hierarchy mounted", name);
 		goto cleanup;
@@ -378,28 +401,86 @@ cleanup:
 	return rc;
 }
 
-/* ---- reading figures --------------------------------------------------- */
-
-/* v1 dirs of one read, looked up on first need */
-struct v1_cache {
-	bool tried[US_CG_V1_NR];
-	int rc[US_CG_V1_NR];
-	char dir[US_CG_V1_NR][US_PATH_MAX];
-	char err[US_CG_V1_NR][US_PATH_MAX];
-};
-
-static int read_source(const char *dir, const struct source *s, uint64_t *out,
+int us_cgroupfs_v1_dir(const char *v2dir, enum us_cg_v1 ctl, char *out, size_t outlen,
 		       char *err, size_t errlen)
 {
-	char path[US_PATH_MAX + 64];
-	char *text = NULL;
+	long pid;
 	int rc;
 
+	rc = first_pid(v2dir, &pid, err, errlen);
+	if (rc < 0)
+		return rc;
+	return v1_dir_of_pid(pid, ctl, true, out, outlen, err, errlen);
+}
+
+/* ---- reading figures --------------------------------------------------- */
+
+/* Files read during one us_cgroupfs_read(): several figures come from one
+ * file (cpu.stat gives six), which is opened and read once. */
+#define READ_FILES_MAX 32
+
+/* State of one us_cgroupfs_read() */
+struct read_ctx {
+	struct us_cgroupfs *c;
+	/* cgroup.procs read this time: its first pid, or why not */
+	bool pid_checked;
+	int pid_rc;
+	long pid;
+	char pid_err[US_PATH_MAX];
+	/* per controller: looked up, the result, looked up fresh */
+	bool tried[US_CG_V1_NR];
+	bool fresh[US_CG_V1_NR];
+	int rc[US_CG_V1_NR];
+	char err[US_CG_V1_NR][US_PATH_MAX];
+	int nfiles;
+	struct {
+		char *path;
+		char *text;	/* NULL: rc says why */
+		int rc;
+	} files[READ_FILES_MAX];
+};
+
+static int read_file(struct read_ctx *r, const char *path, const char **text)
+{
+	char *t = NULL;
+	int rc;
+
+	for (int i = 0; i < r->nfiles; i++) {
+		if (strcmp(r->files[i].path, path) == 0) {
+			*text = r->files[i].text;
+			return r->files[i].rc;
+		}
+	}
+	/* at most 8 v2 files and twice 8 v1 ones (after a fresh lookup) */
+	if (r->nfiles == READ_FILES_MAX)
+		return -ENOBUFS;
+	r->files[r->nfiles].path = strdup(path);
+	if (!r->files[r->nfiles].path)
+		return -ENOMEM;
+	rc = slurp(path, &t);
+	r->files[r->nfiles].text = t;
+	r->files[r->nfiles].rc = rc;
+	r->nfiles++;
+	*text = t;
+	return rc;
+}
+
+/* *io_err: the file itself could not be read (as opposed to a key missing
+ * or malformed in it) */
+static int read_source(struct read_ctx *r, const char *dir, const struct source *s,
+		       uint64_t *out, bool *io_err, char *err, size_t errlen)
+{
+	char path[US_PATH_MAX + 64];
+	const char *text = NULL;
+	int rc;
+
+	*io_err = false;
 	snprintf(path, sizeof(path), "%s/%s", dir, s->file);
-	rc = slurp(path, &text);
+	rc = read_file(r, path, &text);
 	if (rc < 0) {
+		*io_err = true;
 		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		goto cleanup;
+		return rc;
 	}
 	if (s->kind == P_SINGLE)
 		rc = us_cgroupfs_parse_single(text, out);
@@ -410,40 +491,81 @@ static int read_source(const char *dir, const struct source *s, uint64_t *out,
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s %s", path, s->key ? s->key : "value",
 			 rc == -ENOENT ? "missing" : "malformed");
-		goto cleanup;
+		return rc;
 	}
 	*out *= s->scale;
-cleanup:
-	free(text);
-	return rc;
+	return 0;
+}
+
+/* The v1 directory of a controller into c->v1dir[ctl]: the one kept from
+ * earlier intervals while the first pid is unchanged, else (or when fresh)
+ * looked up again through that pid. */
+static int v1_lookup(struct read_ctx *r, enum us_cg_v1 ctl, bool fresh)
+{
+	struct us_cgroupfs *c = r->c;
+	uint32_t bit = 1u << ctl;
+
+	if (!r->pid_checked) {
+		r->pid_checked = true;
+		r->pid_rc = first_pid(c->v2dir, &r->pid, r->pid_err, sizeof(r->pid_err));
+		if (r->pid_rc < 0 || r->pid != c->v1_pid)
+			c->v1_ok = 0;	/* no process, or another one: look up again */
+		if (r->pid_rc == 0)
+			c->v1_pid = r->pid;
+	}
+	if (r->pid_rc < 0) {
+		snprintf(r->err[ctl], sizeof(r->err[ctl]), "%s", r->pid_err);
+		return r->pid_rc;
+	}
+	if (!fresh && (c->v1_ok & bit))
+		return 0;
+	c->v1_ok &= ~bit;
+	r->fresh[ctl] = true;
+	r->rc[ctl] = v1_dir_of_pid(r->pid, ctl, fresh, c->v1dir[ctl], sizeof(c->v1dir[ctl]),
+				   r->err[ctl], sizeof(r->err[ctl]));
+	if (r->rc[ctl] == 0)
+		c->v1_ok |= bit;
+	return r->rc[ctl];
 }
 
 /* The figure's kernel value from v2, else v1; the source, or US_CG_NONE
  * with both reasons in err. */
-static enum us_cg_source read_figure(const struct us_cgroupfs *c, enum us_cg_figure f,
-				     struct v1_cache *v1, uint64_t *out, char *err, size_t errlen)
+static enum us_cg_source read_figure(struct read_ctx *r, enum us_cg_figure f,
+				     uint64_t *out, char *err, size_t errlen)
 {
 	const struct figure_def *d = &figures[f];
 	char e2[US_PATH_MAX + 128], e1[US_PATH_MAX + 128];
-	int ctl = d->v1_ctl;
+	enum us_cg_v1 ctl = d->v1_ctl;
+	bool io_err;
 
-	if (read_source(c->v2dir, &d->v2, out, e2, sizeof(e2)) == 0)
+	if (read_source(r, r->c->v2dir, &d->v2, out, &io_err, e2, sizeof(e2)) == 0)
 		return US_CG_V2;
 	if (d->v1.kind == P_NONE) {
 		snprintf(err, errlen, "%s (no v1 equivalent)", e2);
 		return US_CG_NONE;
 	}
-	if (!v1->tried[ctl]) {
-		v1->tried[ctl] = true;
-		v1->rc[ctl] = us_cgroupfs_v1_dir(c->v2dir, (enum us_cg_v1)ctl, v1->dir[ctl],
-						 sizeof(v1->dir[ctl]), v1->err[ctl], sizeof(v1->err[ctl]));
+	if (!r->tried[ctl]) {
+		r->tried[ctl] = true;
+		r->rc[ctl] = v1_lookup(r, ctl, false);
 	}
-	if (v1->rc[ctl] < 0) {
-		snprintf(err, errlen, "%s; v1: %s", e2, v1->err[ctl]);
+	if (r->rc[ctl] < 0) {
+		snprintf(err, errlen, "%s; v1: %s", e2, r->err[ctl]);
 		return US_CG_NONE;
 	}
-	if (read_source(v1->dir[ctl], &d->v1, out, e1, sizeof(e1)) == 0)
+	if (read_source(r, r->c->v1dir[ctl], &d->v1, out, &io_err, e1, sizeof(e1)) == 0)
 		return US_CG_V1;
+	/* a directory kept from an earlier interval that cannot be read any
+	 * more (the cgroup moved or the hierarchy was remounted): look it up
+	 * again, mount included, once per read */
+	if (io_err && !r->fresh[ctl]) {
+		r->rc[ctl] = v1_lookup(r, ctl, true);
+		if (r->rc[ctl] < 0) {
+			snprintf(err, errlen, "%s; v1: %s", e2, r->err[ctl]);
+			return US_CG_NONE;
+		}
+		if (read_source(r, r->c->v1dir[ctl], &d->v1, out, &io_err, e1, sizeof(e1)) == 0)
+			return US_CG_V1;
+	}
 	snprintf(err, errlen, "%s; v1: %s", e2, e1);
 	return US_CG_NONE;
 }
@@ -470,15 +592,16 @@ void us_cgroupfs_init(struct us_cgroupfs *c, const char *v2dir)
 void us_cgroupfs_read(struct us_cgroupfs *c, const char *workload,
 		      struct us_cgroupfs_figures *out)
 {
-	struct v1_cache *v1 = calloc(1, sizeof(*v1));
+	struct read_ctx *r = calloc(1, sizeof(*r));
 	char err[3 * US_PATH_MAX];
 
 	memset(out, 0, sizeof(*out));
-	if (!v1)
+	if (!r)
 		return;
+	r->c = c;
 	for (int f = 0; f < US_CG_NR; f++) {
 		uint64_t v;
-		enum us_cg_source src = read_figure(c, f, v1, &v, err, sizeof(err));
+		enum us_cg_source src = read_figure(r, f, &v, err, sizeof(err));
 
 		if (src == US_CG_NONE) {
 			if (!(c->logged & (1u << f)))
@@ -493,5 +616,9 @@ void us_cgroupfs_read(struct us_cgroupfs *c, const char *workload,
 		out->source[f] = src;
 		out->value[f] = v;
 	}
-	free(v1);
+	for (int i = 0; i < r->nfiles; i++) {
+		free(r->files[i].path);
+		free(r->files[i].text);
+	}
+	free(r);
 }

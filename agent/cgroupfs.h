@@ -6,8 +6,11 @@
  * A workload is named by its cgroup v2 directory. Its v1 cgroups are found
  * through a process: the first pid in <v2>/cgroup.procs, its
  * /proc/PID/cgroup line for the controller, joined to that controller's v1
- * mount point from /proc/self/mountinfo. They are looked up again each
- * interval a v1 file is needed, so a restarted workload is followed.
+ * mount point from /proc/self/mountinfo. They are kept while that pid stays
+ * the first in cgroup.procs (checked each interval a v1 file is needed) and
+ * the files read, and looked up again otherwise, so a restarted workload is
+ * followed. The mountinfo parse is shared and redone when a lookup through
+ * it fails.
  *
  * Counters (cumulative in the kernel) are reported as the increase since the
  * previous read. The first read of a counter, a read after it went backwards
@@ -63,6 +66,12 @@ struct us_cgroupfs {
 	char v2dir[US_PATH_MAX];
 	struct us_cgroupfs_counter ctr[US_CG_NR];
 	uint32_t logged;		/* bit per figure: its absence was logged */
+	/* v1 directories resolved through v1_pid (the first pid in
+	 * cgroup.procs then), kept while that stays the first pid and the
+	 * files read; v1_ok: bit per controller, v1dir valid */
+	long v1_pid;
+	uint32_t v1_ok;
+	char v1dir[US_CG_V1_NR][US_PATH_MAX];
 };
 
 struct us_cgroupfs_figures {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include <http_parser.h>
+
 #include "agent_config.h"
 #include "batch.h"
 #include "block_collector.h"
@@ -18,6 +20,7 @@
 #include "hello.h"
 #include "keys.h"
 #include "log.h"
+#include "mirror.h"
 #include "once.h"
 #include "probe.h"
 #include "sched_collector.h"
@@ -53,7 +56,16 @@ struct agent {
 	struct us_scrape *scrape[US_MAX_WORKLOADS];	/* by workload index; metrics_url */
 	struct us_self_telemetry self;			/* baselines, BPF stats fd */
 	uint64_t interval_start_ns;
+	/* mirroring: the thread starts with the first mirrored workload */
+	struct us_mirror *mirror;
+	bool mirror_failed;				/* start failed; logged once */
+	struct us_mirror_config commanded[US_MAX_WORKLOADS]; /* StartMirror/StopMirror override */
+	bool command_override[US_MAX_WORKLOADS];
+	struct us_mirror_spec applied[US_MAX_WORKLOADS];	/* last spec handed over */
+	bool applied_on[US_MAX_WORKLOADS];
 };
+
+#define SAMPLES_PER_ENVELOPE 2000
 
 static void usage(FILE *out)
 {
@@ -225,7 +237,7 @@ static void scrape_apps(struct agent *ag)
 static void submit_self(struct agent *ag, uint64_t end_ns)
 {
 	struct us_self_sources src = {
-		.sched = ag->sched, .block = ag->block, .tcp = ag->tcp,
+		.sched = ag->sched, .block = ag->block, .tcp = ag->tcp, .mirror = ag->mirror,
 		.spool = ag->spool, .sender = ag->sender,
 	};
 	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
@@ -243,8 +255,74 @@ static void submit_self(struct agent *ag, uint64_t end_ns)
 	free(b);
 }
 
+static Understudy__StatusClass status_class(unsigned code)
+{
+	if (code >= 100 && code < 600)
+		return (Understudy__StatusClass)(code / 100);
+	return UNDERSTUDY__STATUS_CLASS__STATUS_UNKNOWN;
+}
+
+static void sample_to_proto(const struct us_mirror_sample *s, Understudy__RequestSample *p)
+{
+	understudy__request_sample__init(p);
+	p->start_ns = s->start_ns;
+	p->end_ns = s->end_ns;
+	p->latency_ns = s->latency_ns;
+	p->status_code = s->status_code;
+	p->status_class = status_class(s->status_code);
+	p->bytes_in = s->bytes_in;
+	p->bytes_out = s->bytes_out;
+	p->connection_id = s->conn_id;
+	p->request_index = s->request_index;
+	p->truncated = s->truncated != 0;
+	p->method = (char *)(s->method >= 0 ? http_method_str((enum http_method)s->method) : "");
+	p->shadow_outcome = (Understudy__ShadowOutcome)s->shadow_outcome;
+	p->shadow_latency_ns = s->shadow_latency_ns;
+	p->shadow_status_code = s->shadow_status_code;
+	p->shadow_status_class = status_class(s->shadow_status_code);
+	if (s->shadow_outcome != UNDERSTUDY__SHADOW_OUTCOME__SHADOW_OK)
+		p->shadow_status_class = s->shadow_outcome ?
+			UNDERSTUDY__STATUS_CLASS__STATUS_NO_RESPONSE :
+			UNDERSTUDY__STATUS_CLASS__STATUS_UNKNOWN;
+	p->shadow_bytes_out = s->shadow_bytes_out;
+}
+
+/* A workload's request samples of the interval, as RequestBatch envelopes
+ * of at most SAMPLES_PER_ENVELOPE (a frame stays far below 4 MiB). */
+static void submit_samples(struct agent *ag, const struct us_workload_config *w,
+			   const struct us_mirror_sample *sv, size_t n)
+{
+	Understudy__RequestSample *ps = calloc(SAMPLES_PER_ENVELOPE, sizeof(*ps));
+	Understudy__RequestSample **pp = calloc(SAMPLES_PER_ENVELOPE, sizeof(*pp));
+	char err[512];
+
+	for (size_t off = 0; ps && pp && off < n; off += SAMPLES_PER_ENVELOPE) {
+		Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+		Understudy__RequestBatch rb = UNDERSTUDY__REQUEST_BATCH__INIT;
+		size_t k = n - off < SAMPLES_PER_ENVELOPE ? n - off : SAMPLES_PER_ENVELOPE;
+
+		for (size_t i = 0; i < k; i++) {
+			sample_to_proto(&sv[off + i], &ps[i]);
+			pp[i] = &ps[i];
+		}
+		rb.workload = (char *)w->name;
+		rb.role = w->role;
+		rb.n_samples = k;
+		rb.samples = pp;
+		env.body_case = UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH;
+		env.request_batch = &rb;
+		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
+			us_warn("workload %s: request samples: %s", w->name, err);
+	}
+	free(ps);
+	free(pp);
+}
+
 static void submit_interval(struct agent *ag, uint64_t end_ns)
 {
+	struct us_mirror_sample *sv;
+	uint64_t dropped;
+	size_t samples;
 	char err[512];
 
 	memset(ag->figures, 0, sizeof(ag->figures));
@@ -267,12 +345,19 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 		add_cgroupfs(ag, i, b);
 		if (ag->scrape[i])
 			us_scrape_add(ag->scrape[i], b);
+		samples = us_mirror_take_samples(ag->mirror, i, &sv, &dropped);
+		if (ag->mirror && us_mirror_active(ag->mirror, i)) {
+			us_mirror_add_figures(ag->mirror, i, b);
+			us_batch_add_counter(b, "request_samples_dropped", "1", dropped);
+		}
 		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 		env.metric_batch = &b->mb;
 		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
 			us_warn("workload %s: %s", w->name, err);
 		us_batch_free(b);
 		free(b);
+		submit_samples(ag, w, sv, samples);
+		free(sv);
 	}
 	submit_self(ag, end_ns);
 	ag->interval_start_ns = end_ns;
@@ -361,6 +446,91 @@ static int open_transport(struct agent *ag, void *zctx)
 /* Applies what can change while running (workloads, interval, heartbeat,
  * log level); identity, keys, coordinator and spool need a restart, and a
  * config that changes them is refused whole so nothing is half-applied. */
+/* The mirroring in force for workload i: a StartMirror/StopMirror command
+ * overrides the config until the next reload. */
+static const struct us_mirror_config *mirror_wanted(const struct agent *ag, size_t i)
+{
+	const struct us_mirror_config *mc = ag->command_override[i] ? &ag->commanded[i] :
+					    &ag->cfg.workloads[i].mirror;
+
+	return mc->enabled ? mc : NULL;
+}
+
+static void build_spec(const struct agent *ag, size_t i, const struct us_mirror_config *mc,
+		       struct us_mirror_spec *spec)
+{
+	const struct us_workload_config *w = &ag->cfg.workloads[i];
+
+	memset(spec, 0, sizeof(*spec));
+	snprintf(spec->workload, sizeof(spec->workload), "%s", w->name);
+	spec->role = w->role;
+	spec->cgroup_id = ag->cgroup_ids[i];
+	for (size_t k = 0; k < w->nports && k < 16; k++)
+		spec->ports[spec->nports++] = w->ports[k];
+	us_replay_config_defaults(&spec->replay);
+	snprintf(spec->replay.endpoint, sizeof(spec->replay.endpoint), "%s", mc->endpoint);
+	spec->replay.mode = mc->raw ? US_REPLAY_RAW : US_REPLAY_HTTP;
+	spec->replay.sample = mc->sample;
+	spec->replay.scale = mc->scale;
+	spec->replay.allow_writes = mc->allow_writes;
+	snprintf(spec->replay.host_rewrite, sizeof(spec->replay.host_rewrite), "%s", mc->host);
+	spec->replay.conn_buffer_max = mc->conn_buffer;
+	spec->replay.total_buffer_max = mc->total_buffer;
+	spec->replay.response_timeout_ms = (unsigned)(mc->response_timeout_ns / US_NS_PER_MS);
+}
+
+static bool ensure_mirror(struct agent *ag)
+{
+	struct us_capture_opts o = {
+		.cap_bytes = (uint32_t)ag->cfg.capture_cap_bytes,
+		.ringbuf_bytes = (uint32_t)ag->cfg.capture_ring_bytes,
+	};
+	char err[512];
+
+	if (ag->mirror)
+		return true;
+	if (ag->mirror_failed)
+		return false;
+	if (us_bpf_env_prepare(us_log_enabled(US_LOG_DEBUG), err, sizeof(err)) < 0 ||
+	    us_mirror_start(&o, &ag->mirror, err, sizeof(err)) < 0) {
+		us_error("mirroring unavailable: %s", err);
+		ag->mirror_failed = true;
+		return false;
+	}
+	us_info("capture programs attached; mirroring thread started");
+	return true;
+}
+
+/* Hands each workload's mirroring to the mirror thread when it changed:
+ * configured, commanded, stopped, or its cgroup id moved. */
+static void sync_mirrors(struct agent *ag)
+{
+	char err[512];
+
+	for (size_t i = 0; i < US_MAX_WORKLOADS; i++) {
+		const struct us_mirror_config *mc = i < ag->cfg.nworkloads ? mirror_wanted(ag, i) : NULL;
+		struct us_mirror_spec spec;
+
+		if (!mc) {
+			if (ag->applied_on[i] && ag->mirror &&
+			    us_mirror_set(ag->mirror, i, NULL, err, sizeof(err)) == 0)
+				ag->applied_on[i] = false;
+			continue;
+		}
+		build_spec(ag, i, mc, &spec);
+		if (ag->applied_on[i] && memcmp(&spec, &ag->applied[i], sizeof(spec)) == 0)
+			continue;
+		if (!ensure_mirror(ag))
+			return;
+		if (us_mirror_set(ag->mirror, i, &spec, err, sizeof(err)) < 0) {
+			us_error("mirror: %s", err);
+			continue;
+		}
+		ag->applied[i] = spec;
+		ag->applied_on[i] = true;
+	}
+}
+
 /* Workloads named by systemd unit get their cgroup directory now; the
  * agent then follows that directory like any other. */
 static int resolve_units(struct us_agent_config *c, char *err, size_t errlen)
@@ -415,6 +585,9 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 	memset(ag->cgroup_ids, 0, sizeof(ag->cgroup_ids));
 	us_log_set_level(ag->cfg.log_level);
 	resolve_cgroups(ag);
+	/* a reload returns mirroring to what the file says */
+	memset(ag->command_override, 0, sizeof(ag->command_override));
+	sync_mirrors(ag);
 	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, msg, msglen) < 0)
 		goto cleanup;
 	snprintf(msg, msglen, "reloaded %s: %zu workloads", ag->config_path, ag->cfg.nworkloads);
@@ -423,6 +596,68 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 cleanup:
 	free(next);
 	return rc;
+}
+
+static ssize_t workload_index(const struct agent *ag, const char *name)
+{
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+		if (strcmp(ag->cfg.workloads[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* StartMirror: the config's mirror settings (or defaults) with the
+ * command's endpoint, sample and scale. */
+static int command_start_mirror(struct agent *ag, const Understudy__StartMirror *sm, char *msg,
+				size_t msglen)
+{
+	ssize_t i = sm ? workload_index(ag, sm->workload) : -1;
+	struct us_mirror_config mc;
+
+	if (i < 0) {
+		snprintf(msg, msglen, "no workload '%s' on this agent", sm ? sm->workload : "");
+		return -1;
+	}
+	mc = ag->cfg.workloads[i].mirror;
+	snprintf(mc.endpoint, sizeof(mc.endpoint), "%s", sm->endpoint);
+	mc.sample = sm->sample > 0 ? sm->sample : 1;
+	mc.scale = sm->scale ? sm->scale : 1;
+	if (!strchr(mc.endpoint, ':') || mc.sample > 1 || mc.scale > 64) {
+		snprintf(msg, msglen, "start_mirror %s: need endpoint host:port, sample in (0, 1], "
+			 "scale 1..64", sm->workload);
+		return -1;
+	}
+	if (!ag->cfg.workloads[i].nports) {
+		snprintf(msg, msglen, "workload %s has no service ports to capture", sm->workload);
+		return -1;
+	}
+	mc.enabled = true;
+	ag->commanded[i] = mc;
+	ag->command_override[i] = true;
+	sync_mirrors(ag);
+	if (!ag->mirror) {
+		snprintf(msg, msglen, "mirroring unavailable on this host (see the agent log)");
+		return -1;
+	}
+	snprintf(msg, msglen, "mirroring %s to %s (sample %.3g, x%u)", sm->workload, mc.endpoint,
+		 mc.sample, mc.scale);
+	return 0;
+}
+
+static int command_stop_mirror(struct agent *ag, const Understudy__StopMirror *sm, char *msg,
+			       size_t msglen)
+{
+	ssize_t i = sm ? workload_index(ag, sm->workload) : -1;
+
+	if (i < 0) {
+		snprintf(msg, msglen, "no workload '%s' on this agent", sm ? sm->workload : "");
+		return -1;
+	}
+	memset(&ag->commanded[i], 0, sizeof(ag->commanded[i]));
+	ag->command_override[i] = true;
+	sync_mirrors(ag);
+	snprintf(msg, msglen, "stopped mirroring %s", sm->workload);
+	return 0;
 }
 
 static void on_command(void *ctx, const Understudy__Command *cmd)
@@ -441,8 +676,10 @@ static void on_command(void *ctx, const Understudy__Command *cmd)
 		ok = reload_config(ag, msg, sizeof(msg)) == 0;
 		break;
 	case UNDERSTUDY__COMMAND__ACTION_START_MIRROR:
+		ok = command_start_mirror(ag, cmd->start_mirror, msg, sizeof(msg)) == 0;
+		break;
 	case UNDERSTUDY__COMMAND__ACTION_STOP_MIRROR:
-		snprintf(msg, sizeof(msg), "traffic mirroring is not built into this agent version");
+		ok = command_stop_mirror(ag, cmd->stop_mirror, msg, sizeof(msg)) == 0;
 		break;
 	default:
 		snprintf(msg, sizeof(msg), "unknown command action %d", cmd->action_case);
@@ -468,6 +705,7 @@ static int run(struct agent *ag)
 	open_block(ag);
 	open_tcp(ag);
 	resolve_cgroups(ag);
+	sync_mirrors(ag);
 	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
 		us_warn("hello: %s", err);
 	us_info("understudy-agent %s as '%s' -> %s, %zu workloads, interval %llu ms",
@@ -488,6 +726,7 @@ static int run(struct agent *ag)
 			if (resolve_cgroups(ag) &&
 			    us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)
 				us_warn("hello: %s", err);
+			sync_mirrors(ag);
 			submit_interval(ag, us_now_ns());
 			continue;
 		}
@@ -499,6 +738,7 @@ static int run(struct agent *ag)
 	us_sender_drain(ag->sender, 2000);
 	rc = 0;
 cleanup:
+	us_mirror_stop(ag->mirror);
 	us_sender_close(ag->sender);
 	us_spool_close(ag->spool);
 	us_sched_destroy(ag->sched);

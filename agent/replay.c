@@ -953,8 +953,8 @@ void us_replay_config_defaults(struct us_replay_config *cfg)
 	cfg->mode = US_REPLAY_HTTP;
 	cfg->sample = 1.0;
 	cfg->scale = 1;
-	cfg->conn_buffer_max = 4u << 20;
-	cfg->total_buffer_max = 64u << 20;
+	cfg->conn_buffer_max = 16u << 20;
+	cfg->total_buffer_max = 128u << 20;
 	cfg->connect_timeout_ms = 1000;
 	cfg->response_timeout_ms = 10000;
 	cfg->max_conns = 1024;

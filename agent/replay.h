@@ -87,8 +87,8 @@ struct us_replay_stats {
 	uint64_t buffered_bytes;     /* gauge: queued, not yet written */
 };
 
-/* Fills a config with defaults: sample 1, scale 1, HTTP, 4 MiB per
- * connection, 64 MiB total, 1 s connect, 10 s response, 1024 connections. */
+/* Fills a config with defaults: sample 1, scale 1, HTTP, 16 MiB per
+ * connection, 128 MiB total, 1 s connect, 10 s response, 1024 connections. */
 void us_replay_config_defaults(struct us_replay_config *cfg);
 
 /* Resolves the endpoint once; on error returns NULL with err saying why.

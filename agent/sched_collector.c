@@ -56,6 +56,7 @@ static int load_and_attach(struct us_sched *s, const struct us_sched_opts *o, bo
 	uint32_t max_cg = o->max_cgroups ? o->max_cgroups : US_SCHED_MAX_CGROUPS;
 	uint32_t max_run = o->max_runnable ? o->max_runnable : US_SCHED_MAX_RUNNABLE;
 	struct sched_bpf *skel;
+	bool task_storage;
 	int rc;
 
 	skel = sched_bpf__open();
@@ -64,11 +65,19 @@ static int load_and_attach(struct us_sched *s, const struct us_sched_opts *o, bo
 		goto cleanup;
 	}
 	skel->rodata->track_all = o->track_all;
+	/* tp_btf programs keep stamps in task local storage when the kernel
+	 * has it (v5.11); raw_tp programs and older kernels use the wakeup_ts
+	 * hash, which is then the only one worth sizing. A map type the
+	 * kernel lacks is not created at all. */
+	task_storage = !raw && libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) == 1;
+	skel->rodata->use_task_storage = task_storage;
 	rc = bpf_map__set_max_entries(skel->maps.tracked_cgroups, max_cg);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.hists, US_SCHED_METRIC_NR * max_cg);
 	if (!rc)
-		rc = bpf_map__set_max_entries(skel->maps.wakeup_ts, max_run);
+		rc = bpf_map__set_max_entries(skel->maps.wakeup_ts, task_storage ? 1 : max_run);
+	if (!rc && !task_storage)
+		rc = bpf_map__set_autocreate(skel->maps.task_stamp, false);
 	if (!rc)
 		rc = bpf_program__set_autoload(skel->progs.sched_wakeup_btf, !raw);
 	if (!rc)

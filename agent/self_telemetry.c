@@ -11,8 +11,9 @@
 #include <linux/bpf.h>
 
 #include "log.h"
+#include "mirror.h"
 
-#define MAX_PROGS 32	/* per collector; each has a dozen or so, half loaded */
+#define MAX_PROGS 40	/* per collector; each has a dozen or so, half loaded */
 
 void us_self_telemetry_init(struct us_self_telemetry *t)
 {
@@ -136,6 +137,23 @@ static void add_bpf(struct us_self_telemetry *t, const struct us_self_sources *s
 			add_delta(t, b, "bpf_map_failures:tcp.start_map_full", "1", k.start_map_full);
 			add_delta(t, b, "bpf_map_failures:tcp.hist_map_full", "1", k.hist_map_full);
 			add_delta(t, b, "bpf_map_failures:tcp.hist_key_missing", "1", k.hist_key_missing);
+		}
+	}
+	if (src->mirror) {
+		uint64_t k[US_CAP_CNT_NR];
+
+		if (stats)
+			add_progs(t, b, "capture", fds, names,
+				  us_mirror_prog_fds(src->mirror, fds, names, MAX_PROGS));
+		if (us_mirror_capture_counters(src->mirror, k) == 0) {
+			add_delta(t, b, "bpf_map_failures:capture.conn_map_full", "1",
+				  k[US_CAP_CNT_CONN_FULL]);
+			add_delta(t, b, "bpf_map_failures:capture.args_map_full", "1",
+				  k[US_CAP_CNT_ARGS_FULL]);
+			add_delta(t, b, "ringbuf_drops:capture.records", "1", k[US_CAP_CNT_RB_DROPPED]);
+			add_delta(t, b, "ringbuf_drops:capture.bytes", "bytes",
+				  k[US_CAP_CNT_RB_DROPPED_BYTES]);
+			add_delta(t, b, "capture_read_faults", "1", k[US_CAP_CNT_READ_FAULT]);
 		}
 	}
 }

@@ -26,10 +26,13 @@
 #define US_SELF_NAME_LEN 96
 
 /* Any source may be NULL (collector unavailable): its figures are left out. */
+struct us_mirror;
+
 struct us_self_sources {
 	struct us_sched *sched;
 	struct us_block *block;
 	struct us_tcp *tcp;
+	struct us_mirror *mirror;	/* capture programs and ring buffer, when mirroring */
 	const struct us_spool *spool;
 	const struct us_sender *sender;
 };

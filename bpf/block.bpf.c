@@ -16,7 +16,7 @@
  *   (a request may complete in parts); the final completion (nr_bytes
  *   covering what is left of the request) records issue -> completion in
  *   the latency histogram of the direction (US_BLOCK_LAT_READ/WRITE), counts
- *   one op and drops the start record.
+ *   one op and frees the start record (see the start map).
  *
  * Only cgroups in tracked_cgroups are measured (or all, with track_all), so
  * the start map holds only requests of tracked workloads. In tracked mode
@@ -49,9 +49,19 @@ struct {
 	__type(value, __u8);
 } tracked_cgroups SEC(".maps");
 
-/* struct request address -> start record; only requests of tracked cgroups */
+/* struct request address -> start record; only addresses used by requests
+ * of tracked cgroups. A record is never deleted: completion (or an insert
+ * by an untracked submitter) marks it free (cgroup_id 0) in place, and the
+ * next request at that address overwrites it. Requests are preallocated
+ * per tag set and recycled, so the same few addresses come back and the
+ * steady state is a lookup and a few stores per event instead of a hash
+ * insert at insert and a delete at completion (~140 ns each on the
+ * reference VM). An LRU hash (v4.10) bounds the records of addresses no
+ * longer in use (a tag set freed, more tags than max_entries over all
+ * devices): the least recently used are evicted, never the in-flight ones
+ * unless max_entries is below the requests in flight. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, US_BLOCK_MAX_INFLIGHT);
 	__type(key, __u64);
 	__type(value, struct us_block_start);
@@ -117,66 +127,82 @@ static __always_inline void *lookup_value(void *map, const void *key, const void
 	return v;
 }
 
-/* REQ_OP_READ = 0, REQ_OP_WRITE = 1 in every kernel since v4.10 */
-static __always_inline bool read_or_write(struct request *rq, __u32 *op)
+/* REQ_OP_READ = 0, REQ_OP_WRITE = 1 in every kernel since v4.10. `btf`
+ * (a constant after inlining) is true in the tp_btf programs, whose rq is
+ * BTF-typed and read with plain loads instead of bpf_probe_read_kernel(). */
+static __always_inline bool read_or_write(struct request *rq, __u32 *op, bool btf)
 {
-	*op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+	*op = (btf ? rq->cmd_flags : BPF_CORE_READ(rq, cmd_flags)) & REQ_OP_MASK;
 	return *op == US_BLOCK_READ || *op == US_BLOCK_WRITE;
+}
+
+/* (Re)start the record of a request at key: in place when its address
+ * has one (live or free), else a new element. */
+static __always_inline void start_record(struct us_block_start *stp, __u64 key, __u64 cgid,
+					 __u32 dir, __u64 ts)
+{
+	struct us_block_start st = { .ts = ts, .cgroup_id = cgid, .dir = dir };
+
+	if (stp) {
+		stp->ts = ts;
+		stp->dir = dir;
+		stp->cgroup_id = cgid;
+		return;
+	}
+	if (bpf_map_update_elem(&start, &key, &st, BPF_ANY))
+		count_failure(US_BLOCK_CNT_START_FULL);
 }
 
 /* The submitter is current: the request is its cgroup's from now on (a
  * recycled request address of another cgroup is overwritten). ts 0 marks
  * a request not yet issued; an issued one being inserted again is a
  * requeue from kblockd and keeps its cgroup. */
-static __always_inline int handle_insert(struct request *rq)
+static __always_inline int handle_insert(struct request *rq, bool btf)
 {
-	__u64 key = (__u64)(unsigned long)rq;
-	struct us_block_start st = {}, *stp;
+	__u64 key = (__u64)(unsigned long)rq, cgid;
+	struct us_block_start *stp;
 	__u32 op;
 
-	if (!read_or_write(rq, &op))
+	if (!read_or_write(rq, &op, btf))
 		return 0;
 	stp = bpf_map_lookup_elem(&start, &key);
-	if (stp && stp->ts)
+	if (stp && stp->cgroup_id && stp->ts)
 		return 0; /* issued before: a requeue, inserted again by kblockd */
-	st.cgroup_id = bpf_get_current_cgroup_id();
-	if (!cgroup_tracked(st.cgroup_id)) {
+	cgid = bpf_get_current_cgroup_id();
+	if (!cgroup_tracked(cgid)) {
 		if (stp)
-			bpf_map_delete_elem(&start, &key);
+			stp->cgroup_id = 0;	/* free: not ours */
 		return 0;
 	}
-	st.dir = op;
-	if (bpf_map_update_elem(&start, &key, &st, BPF_ANY))
-		count_failure(US_BLOCK_CNT_START_FULL);
+	start_record(stp, key, cgid, op, 0);
 	return 0;
 }
 
-static __always_inline int handle_issue(struct request *rq)
+static __always_inline int handle_issue(struct request *rq, bool btf)
 {
-	__u64 key = (__u64)(unsigned long)rq;
-	struct us_block_start st = {}, *stp;
+	__u64 key = (__u64)(unsigned long)rq, cgid;
+	struct us_block_start *stp;
 	__u32 op;
 
-	if (!read_or_write(rq, &op))
+	if (!read_or_write(rq, &op, btf))
 		return 0;
 	stp = bpf_map_lookup_elem(&start, &key);
-	if (stp) {
+	if (stp && stp->cgroup_id) {
 		/* inserted by its submitter, or a requeued request */
 		stp->ts = bpf_ktime_get_ns();
 		return 0;
 	}
-	/* direct issue: the submitter is current */
-	st.cgroup_id = bpf_get_current_cgroup_id();
-	if (!cgroup_tracked(st.cgroup_id))
+	/* direct issue (no record, or the free one of an earlier request at
+	 * this address): the submitter is current */
+	cgid = bpf_get_current_cgroup_id();
+	if (!cgroup_tracked(cgid))
 		return 0;
-	st.dir = op;
-	st.ts = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&start, &key, &st, BPF_ANY))
-		count_failure(US_BLOCK_CNT_START_FULL);
+	start_record(stp, key, cgid, op, bpf_ktime_get_ns());
 	return 0;
 }
 
-static __always_inline int handle_complete(struct request *rq, unsigned int nr_bytes)
+static __always_inline int handle_complete(struct request *rq, unsigned int nr_bytes,
+					   bool btf)
 {
 	__u64 key = (__u64)(unsigned long)rq;
 	struct us_block_start *stp, st;
@@ -190,12 +216,12 @@ static __always_inline int handle_complete(struct request *rq, unsigned int nr_b
 	if (!stp)
 		return 0;
 	st = *stp;
-	if (!st.ts)
-		return 0; /* completed without an issue we saw (attached mid-flight) */
-	final = nr_bytes >= BPF_CORE_READ(rq, __data_len);
+	/* free, or completed without an issue we saw (attached mid-flight) */
+	if (!st.cgroup_id || !st.ts)
+		return 0;
+	final = nr_bytes >= (btf ? rq->__data_len : BPF_CORE_READ(rq, __data_len));
 	if (final)
-		/* read before delete: the element may be reused after deletion */
-		bpf_map_delete_elem(&start, &key);
+		stp->cgroup_id = 0;	/* free for the next request at this address */
 	if (st.dir >= US_BLOCK_DIR_NR)
 		return 0;
 	v = lookup_value(&io, &st.cgroup_id, &zero_io);
@@ -218,13 +244,13 @@ static __always_inline int handle_complete(struct request *rq, unsigned int nr_b
 SEC("tp_btf/block_rq_insert")
 int block_rq_insert_btf(unsigned long long *ctx)
 {
-	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q));
+	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q), true);
 }
 
 SEC("tp_btf/block_rq_issue")
 int block_rq_issue_btf(unsigned long long *ctx)
 {
-	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q));
+	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q), true);
 }
 
 /* TP_PROTO(struct request *rq, blk_status_t error, unsigned int nr_bytes)
@@ -232,25 +258,25 @@ int block_rq_issue_btf(unsigned long long *ctx)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(block_rq_complete_btf, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return handle_complete(rq, nr_bytes);
+	return handle_complete(rq, nr_bytes, true);
 }
 
 SEC("raw_tp/block_rq_insert")
 int block_rq_insert_raw(unsigned long long *ctx)
 {
-	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q));
+	return handle_insert(us_block_rq_arg(ctx, block_rq_has_q), false);
 }
 
 SEC("raw_tp/block_rq_issue")
 int block_rq_issue_raw(unsigned long long *ctx)
 {
-	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q));
+	return handle_issue(us_block_rq_arg(ctx, block_rq_has_q), false);
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(block_rq_complete_raw, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return handle_complete(rq, nr_bytes);
+	return handle_complete(rq, nr_bytes, false);
 }
 
 char LICENSE[] SEC("license") = "GPL";

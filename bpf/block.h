@@ -42,8 +42,8 @@ struct us_block_io {
 
 /* Value of the `start` map, keyed by the struct request address. */
 struct us_block_start {
-	__u64 ts;		/* ns at block_rq_issue */
-	__u64 cgroup_id;	/* issuing task's cgroup v2 id */
+	__u64 ts;		/* ns at block_rq_issue, 0 = not issued yet */
+	__u64 cgroup_id;	/* issuing task's cgroup v2 id, 0 = free record */
 	__u32 dir;		/* enum us_block_dir */
 	__u32 pad;
 };

@@ -22,6 +22,22 @@ static __always_inline __s64 us_task_state(struct task_struct *task)
 	return BPF_CORE_READ(old, state);
 }
 
+/* The *_btf variants below are for BTF-typed pointers (tp_btf arguments,
+ * v5.5): the verifier lets a program load their fields directly, each load
+ * guarded by the exception table, which is several times cheaper than a
+ * bpf_probe_read_kernel() call per field as BPF_CORE_READ() makes. The
+ * accesses are still CO-RE relocated (vmlinux.h types carry
+ * preserve_access_index). raw_tp arguments are plain numbers to the
+ * verifier and must use the BPF_CORE_READ() forms. */
+static __always_inline __s64 us_task_state_btf(struct task_struct *task)
+{
+	struct task_struct___old *old = (void *)task;
+
+	if (bpf_core_field_exists(task->__state))
+		return task->__state;
+	return old->state;
+}
+
 /* kernfs_node::id was a union kernfs_node_id {{u32 ino, generation}; u64 id}
  * until v5.5, commit 67c0496e87d1 ("kernfs: convert kernfs_node->id from
  * union kernfs_node_id to u64"). Either way the u64 is the cgroup id that
@@ -50,6 +66,15 @@ static __always_inline __u64 us_task_cgroup2_id(struct task_struct *task)
 		return BPF_CORE_READ(old, id.id);
 	}
 	return BPF_CORE_READ(kn, id);
+}
+
+static __always_inline __u64 us_task_cgroup2_id_btf(struct task_struct *task)
+{
+	struct kernfs_node *kn = task->cgroups->dfl_cgrp->kn;
+
+	if (bpf_core_type_exists(union kernfs_node_id___old))
+		return ((struct kernfs_node___old *)kn)->id.id;
+	return kn->id;
 }
 
 /* sock_cgroup_data was a union { struct { u8 is_data:1, no_refcnt:1, ...;
@@ -92,6 +117,32 @@ static __always_inline __u64 us_sock_cgroup2_id(struct sock *sk)
 	if (!cg)
 		return 0;
 	return us_kernfs_id(BPF_CORE_READ(cg, kn));
+}
+
+/* us_sock_cgroup2_id() for a BTF-typed socket (tp_btf). tp_btf exists
+ * since v5.5, before the v5.15 change above, so both layouts are handled. */
+static __always_inline __u64 us_sock_cgroup2_id_btf(struct sock *sk)
+{
+	struct cgroup *cg;
+	struct kernfs_node *kn;
+
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		cg = sk->sk_cgrp_data.cgroup;
+	} else {
+		struct sock_cgroup_data___old *old = (void *)&sk->sk_cgrp_data;
+		__u64 val = old->val;
+
+		if (val & 1)	/* is_data: v1 classid/prioidx, v2 root */
+			return 1;
+		/* a number to the verifier: read the rest the probed way */
+		return val ? us_kernfs_id(BPF_CORE_READ((struct cgroup *)(unsigned long)val, kn)) : 0;
+	}
+	if (!cg)
+		return 0;
+	kn = cg->kn;
+	if (bpf_core_type_exists(union kernfs_node_id___old))
+		return ((struct kernfs_node___old *)kn)->id.id;
+	return kn->id;
 }
 
 /* sock::sk_protocol was an 8-bit bitfield until v5.6, commit bf9765145b85

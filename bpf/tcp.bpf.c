@@ -94,14 +94,17 @@ static __always_inline void count_failure(__u32 slot)
 		__sync_fetch_and_add(c, 1);
 }
 
-/* the cgroup of sk if it is measured, else 0 */
-static __always_inline __u64 tracked_cgroup(struct sock *sk)
+/* the cgroup of sk if it is measured, else 0. `btf` (a constant after
+ * inlining) is true in the tp_btf programs, whose sk is BTF-typed: its
+ * fields are read with plain loads instead of one bpf_probe_read_kernel()
+ * per pointer hop (see core_fixes.bpf.h). */
+static __always_inline __u64 tracked_cgroup(struct sock *sk, bool btf)
 {
 	__u64 cgid;
 
 	if (!sk)
 		return 0;
-	cgid = us_sock_cgroup2_id(sk);
+	cgid = btf ? us_sock_cgroup2_id_btf(sk) : us_sock_cgroup2_id(sk);
 	if (!cgid)
 		return 0;
 	if (track_all || bpf_map_lookup_elem(&tracked_cgroups, &cgid))
@@ -139,23 +142,28 @@ static __always_inline struct us_tcp_counts *counts(__u64 cgid)
 	return lookup(&conn_counts, &cgid, &zero_counts);
 }
 
-static __always_inline int handle_probe(struct sock *sk)
+/* Per segment, so kept to the minimum: the socket's cgroup (plain loads
+ * with BTF), one tracked_cgroups lookup that ends it for every socket of an
+ * untracked cgroup, then one histogram lookup; no map update. */
+static __always_inline int handle_probe(struct sock *sk, bool btf)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	__u64 cgid = tracked_cgroup(sk);
+	__u64 cgid = tracked_cgroup(sk, btf);
 	__u32 srtt;
 
 	if (!cgid)
 		return 0;
-	srtt = BPF_CORE_READ(tp, srtt_us) >> 3;	/* stored << 3, in us */
+	/* stored << 3, in us. The argument is typed struct sock, so to the
+	 * verifier the tcp_sock fields lie beyond it: probe read this one. */
+	srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
 	if (srtt)
 		record(cgid, US_TCP_RTT, (__u64)srtt * 1000);
 	return 0;
 }
 
-static __always_inline int handle_retransmit(struct sock *sk)
+static __always_inline int handle_retransmit(struct sock *sk, bool btf)
 {
-	__u64 cgid = tracked_cgroup(sk);
+	__u64 cgid = tracked_cgroup(sk, btf);
 	struct us_tcp_counts *c;
 
 	if (!cgid)
@@ -166,9 +174,9 @@ static __always_inline int handle_retransmit(struct sock *sk)
 	return 0;
 }
 
-static __always_inline int handle_reset(struct sock *sk)
+static __always_inline int handle_reset(struct sock *sk, bool btf)
 {
-	__u64 cgid = tracked_cgroup(sk);
+	__u64 cgid = tracked_cgroup(sk, btf);
 	struct us_tcp_counts *c;
 
 	if (!cgid)
@@ -179,7 +187,8 @@ static __always_inline int handle_reset(struct sock *sk)
 	return 0;
 }
 
-static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate,
+					    bool btf)
 {
 	__u64 skp = (__u64)(unsigned long)sk, now, *tsp, ts;
 	struct us_tcp_counts *c;
@@ -190,7 +199,7 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 		return 0;
 	if (us_sock_protocol(sk) != IPPROTO_TCP)
 		return 0;
-	cgid = tracked_cgroup(sk);
+	cgid = tracked_cgroup(sk, btf);
 	if (newstate == TCP_ESTABLISHED) {
 		if (oldstate != TCP_SYN_SENT && oldstate != TCP_SYN_RECV)
 			return 0;
@@ -225,62 +234,62 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe_btf, struct sock *sk)
 {
-	return handle_probe(sk);
+	return handle_probe(sk, true);
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tcp_retransmit_skb_btf, struct sock *sk)
 {
-	return handle_retransmit(sk);
+	return handle_retransmit(sk, true);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate);
+	return handle_set_state(sk, oldstate, newstate, true);
 }
 
 /* sk is NULL for a reset answering a segment that matched no socket */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tcp_send_reset_btf, struct sock *sk)
 {
-	return handle_reset(sk);
+	return handle_reset(sk, true);
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tcp_receive_reset_btf, struct sock *sk)
 {
-	return handle_reset(sk);
+	return handle_reset(sk, true);
 }
 
 SEC("raw_tp/tcp_probe")
 int BPF_PROG(tcp_probe_raw, struct sock *sk)
 {
-	return handle_probe(sk);
+	return handle_probe(sk, false);
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(tcp_retransmit_skb_raw, struct sock *sk)
 {
-	return handle_retransmit(sk);
+	return handle_retransmit(sk, false);
 }
 
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state_raw, struct sock *sk, int oldstate, int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate);
+	return handle_set_state(sk, oldstate, newstate, false);
 }
 
 SEC("raw_tp/tcp_send_reset")
 int BPF_PROG(tcp_send_reset_raw, struct sock *sk)
 {
-	return handle_reset(sk);
+	return handle_reset(sk, false);
 }
 
 SEC("raw_tp/tcp_receive_reset")
 int BPF_PROG(tcp_receive_reset_raw, struct sock *sk)
 {
-	return handle_reset(sk);
+	return handle_reset(sk, false);
 }
 
 char LICENSE[] SEC("license") = "GPL";
