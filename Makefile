@@ -71,7 +71,7 @@ E2E_HELPER_BINS := $(patsubst tests/e2e/%.c,$(B)/tests/%,$(E2E_HELPER_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query bench-agent demo vmlinux clean
+.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query bench-agent bench-mirror demo vmlinux clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -191,7 +191,7 @@ fuzz: deps fuzz-build
 	done
 
 # ---- benchmarks, demo, maintenance ----------------------------------------
-bench: bench-ingest bench-query bench-agent
+bench: bench-ingest bench-query bench-agent bench-mirror
 
 bench-ingest: all
 	$(Q)tools/bench-ingest
@@ -211,6 +211,9 @@ $(B)/bin/us-bench-agent: $(call obj,$(BENCH_AGENT_SRCS)) $(B)/libus.a
 
 bench-agent: all $(B)/bin/us-bench-agent
 	$(Q)tools/bench-agent
+
+bench-mirror: all
+	$(Q)tools/bench-mirror
 
 demo: all
 	$(Q)tools/demo

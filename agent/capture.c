@@ -200,9 +200,21 @@ int us_capture_fd(const struct us_capture *c)
 
 int us_capture_poll(struct us_capture *c, int timeout_ms)
 {
-	int n = timeout_ms ? ring_buffer__poll(c->rb, timeout_ms) : ring_buffer__consume(c->rb);
+	int n = 0, more;
 
-	return n == -EINTR ? 0 : n;
+	/* the programs wake us only when the ring is filling up (see
+	 * bpf/capture.bpf.c), so a wait ends in a consume either way */
+	if (timeout_ms) {
+		n = ring_buffer__poll(c->rb, timeout_ms);
+		if (n < 0 && n != -EINTR)
+			return n;
+		if (n < 0)
+			n = 0;
+	}
+	more = ring_buffer__consume(c->rb);
+	if (more < 0)
+		return more == -EINTR ? n : more;
+	return n + more;
 }
 
 /* Whether /proc/TGID/fd/FD is still the socket with this inode. */

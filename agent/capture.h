@@ -39,8 +39,10 @@ int us_capture_untrack(struct us_capture *c, uint64_t cgroup_id, uint32_t worklo
 
 /* The ring buffer's fd, readable when records wait. */
 int us_capture_fd(const struct us_capture *c);
-/* Delivers waiting records, waiting at most timeout_ms (0: none). Returns
- * the number delivered or a negative errno. */
+/* Delivers waiting records, after waiting at most timeout_ms for a wakeup
+ * (0: no wait). The programs wake the consumer only when the ring is a
+ * quarter full, so callers poll this every few milliseconds. Returns the
+ * number delivered or a negative errno. */
 int us_capture_poll(struct us_capture *c, int timeout_ms);
 
 /* Forgets tracked connections whose process is gone, whose fd now holds

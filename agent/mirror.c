@@ -42,6 +42,7 @@
 #define MAX_PENDING 64
 #define JOIN_MAX_AGE_NS (30ull * 1000000000ull)
 #define SWEEP_EVERY_NS (1000000000ull)
+#define POLL_MS 2
 
 enum mirror_counter {
 	MC_REQUESTS,             /* production requests completed */
@@ -764,7 +765,9 @@ static void *mirror_main(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		if (stop)
 			break;
-		n = epoll_wait(m->epfd, evs, 16, 50);
+		/* the capture wakes us only when its ring fills up (see
+		 * bpf/capture.bpf.c): poll it every POLL_MS */
+		n = epoll_wait(m->epfd, evs, 16, POLL_MS);
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64;
 

@@ -24,6 +24,7 @@ void us_coord_config_defaults(struct us_coord_config *c)
 	c->retention.raw_ns = 48 * 3600 * US_NS_PER_SEC;
 	c->retention.minute_ns = 35 * 86400 * US_NS_PER_SEC;
 	c->retention.hour_ns = 400 * 86400 * US_NS_PER_SEC;
+	c->retention.requests_ns = 7 * 86400 * US_NS_PER_SEC;
 	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "127.0.0.1:9461");
 	c->metrics.read_timeout_ns = 5 * US_NS_PER_SEC;
 }
@@ -71,12 +72,13 @@ static int load_retention_section(const struct us_conf_doc *doc,
 				  const struct us_conf_node *root, struct us_coord_config *c,
 				  char *err, size_t errlen)
 {
-	static const char *const keys[] = { "raw", "minute", "hour", NULL };
+	static const char *const keys[] = { "raw", "minute", "hour", "requests", NULL };
 	const struct us_conf_node *ret = NULL;
 	const struct { const char *key; uint64_t *val; uint64_t min; const char *min_text; } lim[] = {
 		{ "raw", &c->retention.raw_ns, 60 * US_NS_PER_SEC, "1m" },
 		{ "minute", &c->retention.minute_ns, 60 * US_NS_PER_SEC, "1m" },
 		{ "hour", &c->retention.hour_ns, 3600 * US_NS_PER_SEC, "1h" },
+		{ "requests", &c->retention.requests_ns, 60 * US_NS_PER_SEC, "1m" },
 	};
 
 	if (us_conf_get_map(doc, root, "retention", &ret, err, errlen) < 0 ||

@@ -27,10 +27,11 @@ struct us_coord_config {
 		char tls_key[US_PATH_MAX];
 		char token_file[US_PATH_MAX]; /* bearer token; required with tcp_listen */
 	} api;
-	struct {                     /* rollup retention (coordinator/rollup.c) */
+	struct {                     /* retention (coordinator/rollup.c) */
 		uint64_t raw_ns;             /* raw points, default 48h */
 		uint64_t minute_ns;          /* 1-minute rollups, default 35d */
 		uint64_t hour_ns;            /* 1-hour rollups, default 400d */
+		uint64_t requests_ns;        /* request_samples, default 7d */
 	} retention;
 	struct {                     /* OpenMetrics endpoint (coordinator/metrics_http.c) */
 		char listen[256];            /* host:port, "" = off; default 127.0.0.1:9461 */

@@ -104,6 +104,7 @@ static int run(const struct us_coord_config *cfg)
 	rcfg.raw_retention_ns = cfg->retention.raw_ns;
 	rcfg.minute_retention_ns = cfg->retention.minute_ns;
 	rcfg.hour_retention_ns = cfg->retention.hour_ns;
+	rcfg.requests_retention_ns = cfg->retention.requests_ns;
 	rollup = us_rollup_start(db_path, &rcfg, err, sizeof(err));
 	if (!rollup) {
 		us_error("%s", err);

@@ -49,7 +49,7 @@ struct item {
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_STATE_GET, S_STATE_PUT, S_ENV_NEXT,
-	S_SERIES_FIND, S_SERIES_ADD, S_COUNT
+	S_SERIES_FIND, S_SERIES_ADD, S_REQ_NEWEST, S_REQ_TRIM, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -66,6 +66,10 @@ static const char *const stmt_sql[S_COUNT] = {
 			  "AND metric = ?",
 	[S_SERIES_ADD] = "INSERT INTO series(workload, role, metric, unit, kind) "
 			 "VALUES (?, ?, ?, ?, ?)",
+	/* both served by request_samples_by_time */
+	[S_REQ_NEWEST] = "SELECT max(start_ns) FROM request_samples",
+	[S_REQ_TRIM] = "DELETE FROM request_samples WHERE id IN "
+		       "(SELECT id FROM request_samples WHERE start_ns < ? LIMIT 5000)",
 };
 
 struct ctx {
@@ -95,6 +99,7 @@ void us_rollup_config_defaults(struct us_rollup_config *c)
 	c->raw_retention_ns = 48 * US_ROLLUP_HOUR_NS;
 	c->minute_retention_ns = 35 * 24 * US_ROLLUP_HOUR_NS;
 	c->hour_retention_ns = 400 * 24 * US_ROLLUP_HOUR_NS;
+	c->requests_retention_ns = 7 * 24 * US_ROLLUP_HOUR_NS;
 	c->batch_envelopes = 500;
 	c->poll_ns = US_NS_PER_SEC;
 }
@@ -537,6 +542,36 @@ cleanup:
 	return rc;
 }
 
+/* Request samples are not rolled up and come on their own schedule, so
+ * their retention runs on their own data time: the newest sample's start,
+ * capped at the wall clock, for the reasons apply_retention gives. */
+static int prune_requests(struct ctx *c)
+{
+	sqlite3_stmt *q = c->st[S_REQ_NEWEST];
+	uint64_t keep = c->cfg.requests_retention_ns, now = us_now_ns(), newest = 0;
+	int rc, changes;
+
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER)
+		newest = (uint64_t)sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (newest < now)
+		now = newest;
+	if (!keep || keep >= now)
+		return 0;
+	do {
+		sqlite3_bind_int64(c->st[S_REQ_TRIM], 1, (sqlite3_int64)(now - keep));
+		if (step_done(c->st[S_REQ_TRIM]) < 0)
+			return -1;
+		changes = sqlite3_changes(c->db);
+		c->stats.deleted += (uint64_t)changes;
+		c->stats.samples_deleted += (uint64_t)changes;
+	} while (changes == 5000);
+	return 0;
+}
+
 /* Retention runs on the newest interval start rolled up, capped at the wall
  * clock: a coordinator that receives nothing for days (or replays an old
  * spool) keeps its history, and a batch stamped far in the future cannot
@@ -553,7 +588,7 @@ static int apply_retention(struct ctx *c)
 		goto fail;
 	if (c->newest_ns < now)
 		now = c->newest_ns;
-	if (prune_envelopes(c, now) < 0)
+	if (prune_envelopes(c, now) < 0 || prune_requests(c) < 0)
 		goto fail;
 	for (int t = 0; t < T_COUNT; t++) {
 		if (!keep[t] || keep[t] >= now)

@@ -4,7 +4,8 @@
  * per series and interval, merges each into its 1-minute and 1-hour rollup
  * bucket (the bucket holding the interval's start), and moves the watermark
  * in the same transaction, so every envelope is rolled up exactly once even
- * across a crash. It also applies retention. Tables: see migration 2 in
+ * across a crash. It also applies retention, to those tables, to the
+ * envelopes and to request_samples. Tables: see migrations 2 and 5 in
  * coordinator/store.c. */
 #ifndef US_ROLLUP_H
 #define US_ROLLUP_H
@@ -23,6 +24,9 @@ struct us_rollup_config {
 	uint64_t raw_retention_ns;      /* default 48 h */
 	uint64_t minute_retention_ns;   /* default 35 d */
 	uint64_t hour_retention_ns;     /* default 400 d */
+	/* request_samples whose start_ns is older than the newest sample's
+	 * start (capped at the wall clock) minus this are deleted */
+	uint64_t requests_retention_ns; /* default 7 d */
 	uint32_t batch_envelopes;       /* per transaction; default 500 */
 	uint64_t poll_ns;               /* idle wait between passes; default 1 s */
 };
@@ -32,6 +36,7 @@ struct us_rollup_stats {
 	uint64_t skipped;       /* undecodable batches, or metrics whose kind changed */
 	uint64_t points;        /* raw points written */
 	uint64_t deleted;       /* rows removed by retention */
+	uint64_t samples_deleted;  /* of which request_samples */
 	uint64_t transactions;
 };
 

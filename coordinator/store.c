@@ -107,12 +107,34 @@ static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
 	[4] =
 	"ALTER TABLE agents ADD COLUMN seq_floor INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX envelopes_by_time ON envelopes(received_ns);",
+	/* Every RequestSample of every RequestBatch (production and its mirrored
+	 * shadow, for paired comparison), written with the envelope row in one
+	 * transaction and only when that row is new, so a resend adds nothing.
+	 * Values as on the wire: enums as their numbers, method '' in raw mode,
+	 * shadow_* zero unless shadow_outcome says the request was mirrored.
+	 * Kept for retention.requests, on their own clock (rollup.c): the
+	 * first index serves queries (a workload, a time range), the second
+	 * retention (everything older than a time). */
+	[5] =
+	"CREATE TABLE request_samples("
+	"  id INTEGER PRIMARY KEY,"
+	"  agent_id TEXT NOT NULL, workload TEXT NOT NULL, role INTEGER NOT NULL,"
+	"  start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, latency_ns INTEGER NOT NULL,"
+	"  status_code INTEGER NOT NULL, status_class INTEGER NOT NULL,"
+	"  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,"
+	"  connection_id INTEGER NOT NULL, request_index INTEGER NOT NULL,"
+	"  truncated INTEGER NOT NULL, method TEXT NOT NULL,"
+	"  shadow_outcome INTEGER NOT NULL, shadow_latency_ns INTEGER NOT NULL,"
+	"  shadow_status_code INTEGER NOT NULL, shadow_status_class INTEGER NOT NULL,"
+	"  shadow_bytes_out INTEGER NOT NULL);"
+	"CREATE INDEX request_samples_by_workload ON request_samples(workload, start_ns);"
+	"CREATE INDEX request_samples_by_time ON request_samples(start_ns);",
 };
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_AGENT_FIND, ST_AGENT_ADD,
-	ST_ENV_PUT, ST_HELLO, ST_WORKLOAD_PUT, ST_HEARTBEAT, ST_BATCH_PUT,
+	ST_ENV_PUT, ST_HELLO, ST_WORKLOAD_PUT, ST_HEARTBEAT, ST_BATCH_PUT, ST_SAMPLE_PUT,
 	ST_AGENT_STATE, ST_SELF_METRIC,
 	ST_CMD_ADD, ST_CMD_DUE, ST_CMD_SENT, ST_CMD_EXPIRE, ST_CMD_RESULT,
 	ST_COUNT
@@ -142,6 +164,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "spool_dropped_total = max(spool_dropped_total, ?) WHERE id = ?",
 	[ST_BATCH_PUT] = "INSERT INTO metric_batches(agent_id, seq, workload, role, start_ns, "
 			 "end_ns, histograms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[ST_SAMPLE_PUT] = "INSERT INTO request_samples(agent_id, workload, role, start_ns, end_ns, "
+			  "latency_ns, status_code, status_class, bytes_in, bytes_out, "
+			  "connection_id, request_index, truncated, method, shadow_outcome, "
+			  "shadow_latency_ns, shadow_status_code, shadow_status_class, "
+			  "shadow_bytes_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+			  "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[ST_AGENT_STATE] = "UPDATE agents SET state = ?, last_seen_ns = max(last_seen_ns, ?) "
 			   "WHERE id = ?",
 	[ST_SELF_METRIC] = "INSERT INTO self_metrics(name, value) VALUES (?, ?) "
@@ -399,6 +427,46 @@ static int put_metric_batch(struct us_store *st, int64_t agent,
 	return step_done(q);
 }
 
+/* The scanner validated the batch (us_request_batch_validate): a workload,
+ * end >= start, every figure below 2^63. Agent, workload and role are bound
+ * once; only the sample's own columns change from row to row. */
+static int put_request_batch(struct us_store *st, const struct us_envelope_view *env)
+{
+	Understudy__RequestBatch *rb = understudy__request_batch__unpack(NULL, env->body_len,
+									 env->body);
+	sqlite3_stmt *q = st->st[ST_SAMPLE_PUT];
+	int rc = 0;
+
+	if (!rb)
+		return -1;
+	for (size_t i = 0; i < rb->n_samples && rc == 0; i++) {
+		const Understudy__RequestSample *s = rb->samples[i];
+
+		sqlite3_bind_text(q, 1, env->agent_id, (int)env->agent_id_len, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, rb->workload, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 3, rb->role);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)s->start_ns);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)s->end_ns);
+		sqlite3_bind_int64(q, 6, (sqlite3_int64)s->latency_ns);
+		sqlite3_bind_int64(q, 7, s->status_code);
+		sqlite3_bind_int(q, 8, s->status_class);
+		sqlite3_bind_int64(q, 9, (sqlite3_int64)s->bytes_in);
+		sqlite3_bind_int64(q, 10, (sqlite3_int64)s->bytes_out);
+		sqlite3_bind_int64(q, 11, (sqlite3_int64)s->connection_id);
+		sqlite3_bind_int64(q, 12, s->request_index);
+		sqlite3_bind_int(q, 13, s->truncated ? 1 : 0);
+		sqlite3_bind_text(q, 14, s->method ? s->method : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 15, s->shadow_outcome);
+		sqlite3_bind_int64(q, 16, (sqlite3_int64)s->shadow_latency_ns);
+		sqlite3_bind_int64(q, 17, s->shadow_status_code);
+		sqlite3_bind_int(q, 18, s->shadow_status_class);
+		sqlite3_bind_int64(q, 19, (sqlite3_int64)s->shadow_bytes_out);
+		rc = step_done(q);
+	}
+	understudy__request_batch__free_unpacked(rb, NULL);
+	return rc;
+}
+
 static int put_heartbeat(struct us_store *st, int64_t agent, const struct us_envelope_view *env,
 			 uint64_t now)
 {
@@ -456,6 +524,8 @@ static int put_derived(struct us_store *st, int64_t agent, const struct us_envel
 		return put_command_result(st, agent, env, now);
 	case UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH:
 		return put_metric_batch(st, agent, env);
+	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH:
+		return put_request_batch(st, env);
 	default:
 		return 0;
 	}

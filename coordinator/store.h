@@ -1,7 +1,8 @@
 /* The coordinator's store: a SQLite database (WAL) under the data directory.
  * Owns the schema and its versioned migrations, the exactly-once insert of
  * envelopes keyed by (agent, seq), and the tables derived from them (agents,
- * workloads, metric batches) plus the coordinator's self-metrics. Callers
+ * workloads, metric batches, request samples) plus the coordinator's
+ * self-metrics. Callers
  * group inserts in a transaction and ack only after us_store_commit. */
 #ifndef US_STORE_H
 #define US_STORE_H
@@ -11,7 +12,7 @@
 
 #include "scan.h"
 
-#define US_STORE_SCHEMA_VERSION 4
+#define US_STORE_SCHEMA_VERSION 5
 
 struct us_store;
 

@@ -61,6 +61,35 @@ static int validate_metric_batch(const Understudy__MetricBatch *mb, char *err, s
 	return 0;
 }
 
+/* The store keeps these as SQLite INTEGERs (signed 64-bit): a larger value
+ * would come back negative, and no clock, latency or byte count gets there. */
+#define FITS_I64(v) ((v) <= (uint64_t)INT64_MAX)
+
+int us_request_batch_validate(const Understudy__RequestBatch *rb, char *err, size_t errlen)
+{
+	if (!rb->workload || !*rb->workload) {
+		snprintf(err, errlen, "request_batch: empty workload name");
+		return -1;
+	}
+	for (size_t i = 0; i < rb->n_samples; i++) {
+		const Understudy__RequestSample *s = rb->samples[i];
+
+		if (s->end_ns < s->start_ns) {
+			snprintf(err, errlen, "request_batch %s: sample %zu ends before it starts",
+				 rb->workload, i);
+			return -1;
+		}
+		if (!FITS_I64(s->end_ns) || !FITS_I64(s->latency_ns) || !FITS_I64(s->bytes_in) ||
+		    !FITS_I64(s->bytes_out) || !FITS_I64(s->connection_id) ||
+		    !FITS_I64(s->shadow_latency_ns) || !FITS_I64(s->shadow_bytes_out)) {
+			snprintf(err, errlen, "request_batch %s: sample %zu has a value past 2^63",
+				 rb->workload, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errlen)
 {
 	if (!us_agent_id_valid(env->agent_id)) {
@@ -73,9 +102,10 @@ int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errl
 	}
 	switch (env->body_case) {
 	case UNDERSTUDY__ENVELOPE__BODY_HELLO:
-	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH:
 	case UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT:
 		return 0;
+	case UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH:
+		return us_request_batch_validate(env->request_batch, err, errlen);
 	case UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT:
 		if (env->command_result->command_id == 0) {
 			snprintf(err, errlen, "command_result: command_id 0");

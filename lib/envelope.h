@@ -27,6 +27,9 @@ void us_envelope_free(Understudy__Envelope *env);
 
 /* Semantic checks of a decoded envelope (ids, seq, body, histograms). */
 int us_envelope_validate(const Understudy__Envelope *env, char *err, size_t errlen);
+/* A RequestBatch names its workload, and each sample ends no earlier than it
+ * starts, with every 64-bit figure below 2^63 (the store's INTEGER). */
+int us_request_batch_validate(const Understudy__RequestBatch *rb, char *err, size_t errlen);
 
 /* An inclusive run of acked seqs. */
 struct us_ack_range {

@@ -361,7 +361,9 @@ static int scan_metric_batch(struct scan *s, struct cursor c, struct us_envelope
 }
 
 /* Bodies other than MetricBatch: protobuf-c is the reference; they are
- * small and rare (Hello, Heartbeat) or not yet on the hot path. */
+ * small and rare (Hello, Heartbeat), or (RequestBatch) checked with the very
+ * function the reference uses and decoded again by the store, which needs
+ * every field anyway. */
 static int check_other_body(struct scan *s, const struct us_envelope_view *v)
 {
 	const ProtobufCMessageDescriptor *d;
@@ -382,6 +384,12 @@ static int check_other_body(struct scan *s, const struct us_envelope_view *v)
 	if (v->body_case == UNDERSTUDY__ENVELOPE__BODY_COMMAND_RESULT &&
 	    ((Understudy__CommandResult *)m)->command_id == 0)
 		invalid(s, "command_result: command_id 0");
+	if (v->body_case == UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH) {
+		char why[256];
+
+		if (us_request_batch_validate((Understudy__RequestBatch *)m, why, sizeof(why)) < 0)
+			invalid(s, "%s", why);
+	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* badpeer: an authenticated agent that misbehaves. Sends, over a real CURVE
  * DEALER connection, one of each kind of bad frame the coordinator must
- * refuse and survive, then a valid envelope and its replay, and checks both
+ * refuse and survive (request batches included), then a valid envelope and its replay, and checks both
  * are acked on the same connection. Used by e2e_bad_input.sh, which checks
  * the coordinator's self-metrics and log. */
 #include <stdio.h>
@@ -79,6 +79,8 @@ int main(int argc, char **argv)
 	Understudy__Heartbeat hb = UNDERSTUDY__HEARTBEAT__INIT;
 	Understudy__MetricBatch mb = UNDERSTUDY__METRIC_BATCH__INIT;
 	Understudy__Histogram h = UNDERSTUDY__HISTOGRAM__INIT, *hp = &h;
+	Understudy__RequestBatch rb = UNDERSTUDY__REQUEST_BATCH__INIT;
+	Understudy__RequestSample rs = UNDERSTUDY__REQUEST_SAMPLE__INIT, *rsp = &rs;
 	uint32_t idx[2] = { 5, 0 };  /* delta 0: the same bucket twice */
 	uint64_t cnt[2] = { 1, 1 };
 	struct us_keypair kp;
@@ -151,6 +153,18 @@ int main(int argc, char **argv)
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
 	env.metric_batch = &mb;
 	send_envelope("histogram with unsorted buckets", &env);
+
+	rs.start_ns = us_now_ns();
+	rs.end_ns = rs.start_ns + 1000;
+	rb.samples = &rsp;
+	rb.n_samples = 1;
+	rb.workload = "";
+	env.body_case = UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH;
+	env.request_batch = &rb;
+	send_envelope("request batch without a workload", &env);
+	rb.workload = "w";
+	rs.end_ns = rs.start_ns - 1;
+	send_envelope("request sample ending before it starts", &env);
 
 	/* body members share a union: point it back at the heartbeat */
 	env.body_case = UNDERSTUDY__ENVELOPE__BODY_HEARTBEAT;

@@ -55,7 +55,7 @@ wait_for "SELECT state FROM commands WHERE id = $report" done 15 \
 [ "$(q "SELECT count(*) FROM metric_batches")" -gt "$batches" ] \
 	|| fail "report_now reported no interval"
 wait_for "SELECT state FROM commands WHERE id = $mirror" failed 10 || fail "start_mirror not answered"
-q "SELECT result FROM commands WHERE id = $mirror" | grep -q "not built into this agent" \
+q "SELECT result FROM commands WHERE id = $mirror" | grep -q "no workload '' on this agent" \
 	|| fail "start_mirror result: $(q "SELECT result FROM commands WHERE id = $mirror")"
 [ "$(q "SELECT state FROM commands WHERE id = $short")" = expired ] \
 	|| fail "short-lived command: $(q "SELECT state FROM commands WHERE id = $short")"

@@ -19,25 +19,9 @@ command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
 root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
 
-NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
-NS_P=us-e2e-prod-$$ NS_S=us-e2e-shadow-$$
-PROD=$NET.2 SHADOW=$NET.6 SPORT=8080
+SPORT=8080
 cg="$root/us-e2e-mirror-$$"
-
-# ---- network: root <-> prod (NET.0/30), root <-> shadow (NET.4/30) ----
-net_down() {
-	ip netns del "$NS_P" 2>/dev/null; ip netns del "$NS_S" 2>/dev/null
-	ip link del "usp$$" 2>/dev/null; ip link del "uss$$" 2>/dev/null; true
-}
-on_exit net_down
-make_ns() { # ns host-if peer-if host-addr ns-addr
-	ip netns add "$1" && ip link add "$2" type veth peer name "$3" &&
-	ip link set "$3" netns "$1" && ip addr add "$4/30" dev "$2" && ip link set "$2" up &&
-	ip -n "$1" addr add "$5/30" dev "$3" && ip -n "$1" link set "$3" up &&
-	ip -n "$1" link set lo up
-}
-make_ns "$NS_P" "usp$$" "usp$$p" "$NET.1" "$PROD" || fail "cannot create namespace $NS_P"
-make_ns "$NS_S" "uss$$" "uss$$p" "$NET.5" "$SHADOW" || fail "cannot create namespace $NS_S"
+lab_netns
 
 # ---- two nginx: one process each, access log of method + status ----
 nginx_conf() { # dir addr body-buffer
@@ -64,13 +48,14 @@ http {
 		client_max_body_size 20m;
 		client_body_buffer_size $3;
 		location = /ok { return 200 "ok\n"; }
-		location = /sink { access_log off; return 200 "ok\n"; }
 		# reads the whole body (proxying buffers it), so the log's
-		# request_length is the bytes that really arrived
+		# request_length is the bytes that really arrived; the sink is on
+		# another port, not a service port, so it is not captured itself
 		location = /post { proxy_pass_request_body off;
-			proxy_set_header Content-Length ""; proxy_pass http://$2:$SPORT/sink; }
+			proxy_set_header Content-Length ""; proxy_pass http://127.0.0.1:8081/; }
 		location / { root $1/www; }
 	}
+	server { listen 127.0.0.1:8081; access_log off; return 200 "ok\n"; }
 }
 EOF
 }
@@ -91,9 +76,8 @@ start_shadow() {
 	SHADOW_PID=$!; PIDS+=($SHADOW_PID)
 }
 start_shadow
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$1/$SPORT") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-wait_port "$PROD" || fail "production nginx not up: $(cat "$T/prod/logs/"*)"
-wait_port "$SHADOW" || fail "shadow nginx not up: $(cat "$T/shadow/logs/"*)"
+wait_port "$PROD" $SPORT || fail "production nginx not up: $(cat "$T/prod/logs/"*)"
+wait_port "$SHADOW" $SPORT || fail "shadow nginx not up: $(cat "$T/shadow/logs/"*)"
 
 # ---- coordinator and agent ----
 keys_init; agent_key host1; coord_start
@@ -149,6 +133,14 @@ info "production served $p, shadow saw $s"
 [ "$(count "$T/shadow" POST)" = 8 ] || fail "shadow POSTs: $(count "$T/shadow" POST)"
 big=$(awk '$1 == "POST" && $3 >= 10485760' "$T/shadow/logs/access.log" | wc -l)
 [ "$big" = 8 ] || fail "shadow got $big whole 10 MiB POSTs of 8"
+# every request's production and shadow figures, paired, in the store
+paired="SELECT count(*) FROM request_samples WHERE workload = 'web' AND status_code = 200
+        AND shadow_outcome = 1 AND shadow_status_code = 200 AND latency_ns > 0
+        AND shadow_latency_ns > 0"
+for _ in $(seq 1 100); do [ "$(q "$paired")" = 1408 ] && break; sleep 0.1; done
+[ "$(q "$paired")" = 1408 ] || fail "paired samples stored: $(q "$paired") of 1408;
+	$(q "SELECT shadow_outcome, status_code, shadow_status_code, count(*) FROM request_samples GROUP BY 1, 2, 3")"
+info "1408 requests stored with production and shadow latency and status paired"
 
 info "default method filter: POSTs not mirrored, GETs are"
 : >"$T/prod/logs/access.log"; : >"$T/shadow/logs/access.log"
@@ -177,9 +169,24 @@ s=$(total "$T/shadow")
 info "shadow saw $s of 5000"
 [ "$s" -ge 900 ] && [ "$s" -le 1100 ] || fail "sampling 20%: shadow saw $s of 5000 connections"
 
-info "shadow killed mid-run: production unaffected"
+info "stop and start by command from the coordinator"
+cli() { "$BIN/understudy" --server "unix://$T/api.sock" "$@"; }
 agent_conf
 kill -HUP $AGENT; sleep 1
+cli command host1 stop_mirror --workload web --wait 15 >"$T/cmd.out" || fail "stop_mirror: $(cat "$T/cmd.out")"
+: >"$T/shadow/logs/access.log"; kill -USR1 "$SHADOW_PID" 2>/dev/null || true
+load --url "http://$PROD:$SPORT/" --rate 100 --requests 100 --connections 2 >/dev/null
+sleep 1
+[ "$(total "$T/shadow")" = 0 ] || fail "stopped mirror still sent $(total "$T/shadow") requests"
+cli command host1 start_mirror --workload web --endpoint "$SHADOW:$SPORT" --wait 15 >"$T/cmd.out" ||
+	fail "start_mirror: $(cat "$T/cmd.out")"
+grep -q "mirroring web to $SHADOW:$SPORT" "$T/cmd.out" || fail "start_mirror result: $(cat "$T/cmd.out")"
+sleep 0.5
+load --url "http://$PROD:$SPORT/" --rate 100 --requests 100 --connections 2 >/dev/null
+sleep 1
+[ "$(total "$T/shadow")" = 100 ] || fail "commanded mirror sent $(total "$T/shadow") of 100"
+
+info "shadow killed mid-run: production unaffected"
 load --url "http://$PROD:$SPORT/" --rate 200 --duration 4 --connections 4 --max-errors 0 >"$T/kill.json" &
 LOADER=$!
 sleep 1.5

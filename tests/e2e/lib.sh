@@ -104,3 +104,27 @@ assert_exactly_once() {
 	[ "$n" = "$span" ] || fail "$1: $n envelopes over a seq span of $span: some are missing"
 	echo "$n"
 }
+
+# Two network namespaces behind veth pairs, for a production host and a
+# shadow host that the root namespace (the client, the agent) reaches:
+# sets NS_P, NS_S, PROD, SHADOW (addresses in a random 10.x /30 pair) and
+# removes everything on exit.
+lab_netns() {
+	local net=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
+	NS_P=us-e2e-prod-$$ NS_S=us-e2e-shadow-$$ PROD=$net.2 SHADOW=$net.6
+	on_exit lab_netns_down
+	lab_veth "$NS_P" "usp$$" "$net.1" "$PROD" || fail "cannot create namespace $NS_P"
+	lab_veth "$NS_S" "uss$$" "$net.5" "$SHADOW" || fail "cannot create namespace $NS_S"
+}
+lab_veth() { # ns host-if host-addr ns-addr
+	ip netns add "$1" && ip link add "$2" type veth peer name "$2p" &&
+	ip link set "$2p" netns "$1" && ip addr add "$3/30" dev "$2" && ip link set "$2" up &&
+	ip -n "$1" addr add "$4/30" dev "$2p" && ip -n "$1" link set "$2p" up &&
+	ip -n "$1" link set lo up
+}
+lab_netns_down() {
+	ip netns del "$NS_P" 2>/dev/null; ip netns del "$NS_S" 2>/dev/null
+	ip link del "usp$$" 2>/dev/null; ip link del "uss$$" 2>/dev/null; true
+}
+# wait_port ADDR PORT: until something accepts there (5 s)
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.05; done; return 1; }

@@ -1,6 +1,7 @@
 /* us-loadgen: drives the agent's real spool and sender with synthetic
- * MetricBatch envelopes, for the transport tests and `make bench-ingest`.
- * It is an agent without collectors: same spool, same sender, same wire. */
+ * MetricBatch (or, with --requests, RequestBatch) envelopes, for the
+ * transport tests and `make bench-ingest`. It is an agent without
+ * collectors: same spool, same sender, same wire. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -42,6 +43,15 @@ struct options {
 	uint64_t drain_ms;        /* wait for acks after the last submit */
 	uint64_t max_backlog;     /* pause submitting above this many unacked */
 	int prefill;              /* spool everything first, then deliver */
+	unsigned requests;        /* > 0: RequestBatch envelopes of this many samples */
+};
+
+/* The RequestBatch body and its samples, reused envelope after envelope. */
+struct requests {
+	Understudy__RequestBatch rb;
+	Understudy__RequestSample *s;
+	Understudy__RequestSample **sp;
+	uint64_t envelopes;       /* built so far: each sample's connection_id */
 };
 
 static void usage(FILE *out)
@@ -52,7 +62,7 @@ static void usage(FILE *out)
 		"                  [--buckets N]\n"
 		"                  [--window N] [--spool-max BYTES] [--heartbeat-ms MS]\n"
 		"                  [--ack-timeout-ms MS] [--drain-ms MS] [--max-backlog N]\n"
-		"                  [--prefill]\n"
+		"                  [--prefill] [--requests N]\n"
 		"\n"
 		"Submits N MetricBatch envelopes of N histograms (of --buckets non-empty\n"
 		"buckets, default 150) each through the agent's\n"
@@ -60,7 +70,10 @@ static void usage(FILE *out)
 		"line of figures. Exit 0 when everything submitted was acked.\n"
 		"--prefill spools all N first and times only the delivery: an agent\n"
 		"catching up after a coordinator outage, and a load the generator's own\n"
-		"encoding cannot throttle.\n");
+		"encoding cannot throttle.\n"
+		"--requests N sends RequestBatch envelopes of N samples each instead\n"
+		"(workload loadgen, production; every field set; sample i of the k-th\n"
+		"envelope has connection_id k and request_index i, so each is unique).\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -82,6 +95,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "drain-ms", required_argument, NULL, 'd' },
 		{ "max-backlog", required_argument, NULL, 'B' },
 		{ "prefill", no_argument, NULL, 'P' },
+		{ "requests", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -108,12 +122,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'd': o->drain_ms = strtoull(optarg, NULL, 10); break;
 		case 'B': o->max_backlog = strtoull(optarg, NULL, 10); break;
 		case 'P': o->prefill = 1; break;
+		case 'R': o->requests = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
 	}
 	if (!o->endpoint || !o->key || !o->server_key || !o->agent_id || !o->spool_dir ||
-	    o->window == 0 || o->histograms > US_BATCH_MAX_ITEMS || optind != argc)
+	    o->window == 0 || o->histograms > US_BATCH_MAX_ITEMS || o->requests > 100000 ||
+	    optind != argc)
 		return -1;
 	return 0;
 }
@@ -134,19 +150,88 @@ static void fill_hist(struct us_hist *h, uint64_t *rng, unsigned metric, unsigne
 	}
 }
 
+static int requests_init(struct requests *r, unsigned n)
+{
+	understudy__request_batch__init(&r->rb);
+	r->rb.workload = "loadgen";
+	r->rb.role = UNDERSTUDY__ROLE__PRODUCTION;
+	r->s = calloc(n ? n : 1, sizeof(*r->s));
+	r->sp = calloc(n ? n : 1, sizeof(*r->sp));
+	if (!r->s || !r->sp)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		understudy__request_sample__init(&r->s[i]);
+		r->sp[i] = &r->s[i];
+	}
+	r->rb.samples = r->sp;
+	r->rb.n_samples = n;
+	return 0;
+}
+
+/* Samples spaced 1 ms apart over the last n ms, every field set; every
+ * other one mirrored to a shadow that answered. */
+static void requests_fill(struct requests *r, uint64_t now)
+{
+	static char *const methods[] = { "GET", "POST", "PUT", "" };
+	uint64_t k = ++r->envelopes;
+
+	for (size_t i = 0; i < r->rb.n_samples; i++) {
+		Understudy__RequestSample *s = &r->s[i];
+		uint64_t lat = 200000 + (k * 7919 + i * 104729) % 5000000;
+
+		s->start_ns = now - (r->rb.n_samples - i) * US_NS_PER_MS - lat;
+		s->latency_ns = lat;
+		s->end_ns = s->start_ns + lat;
+		s->status_class = i % 10 == 9 ? UNDERSTUDY__STATUS_CLASS__STATUS_5XX
+					      : UNDERSTUDY__STATUS_CLASS__STATUS_2XX;
+		s->status_code = i % 10 == 9 ? 503 : 200;
+		s->bytes_in = 100 + i % 900;
+		s->bytes_out = 1000 + (k + i) % 64000;
+		s->connection_id = k;
+		s->request_index = (uint32_t)i;
+		s->truncated = i % 97 == 96;
+		s->method = methods[i % 4];
+		if (i % 2 == 0) {
+			s->shadow_outcome = UNDERSTUDY__SHADOW_OUTCOME__SHADOW_OK;
+			s->shadow_latency_ns = lat + lat / 8;
+			s->shadow_status_code = s->status_code;
+			s->shadow_status_class = s->status_class;
+			s->shadow_bytes_out = s->bytes_out;
+		} else {
+			s->shadow_outcome = UNDERSTUDY__SHADOW_OUTCOME__SHADOW_NOT_MIRRORED;
+			s->shadow_latency_ns = 0;
+			s->shadow_status_code = 0;
+			s->shadow_status_class = UNDERSTUDY__STATUS_CLASS__STATUS_UNKNOWN;
+			s->shadow_bytes_out = 0;
+		}
+	}
+}
+
+static void requests_free(struct requests *r)
+{
+	free(r->s);
+	free(r->sp);
+}
+
 /* The histograms are converted once; each envelope gets fresh times (and its
- * own seq from the sender), as an agent's would. */
-static int submit_one(struct us_sender *s, struct us_batch *b)
+ * own seq from the sender), as an agent's would. With r, a RequestBatch. */
+static int submit_one(struct us_sender *s, struct us_batch *b, struct requests *r)
 {
 	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
 	uint64_t now = us_now_ns();
 	char err[512];
 	int rc;
 
-	b->mb.interval_start_ns = now - 10 * US_NS_PER_SEC;
-	b->mb.interval_end_ns = now;
-	env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
-	env.metric_batch = &b->mb;
+	if (r) {
+		requests_fill(r, now);
+		env.body_case = UNDERSTUDY__ENVELOPE__BODY_REQUEST_BATCH;
+		env.request_batch = &r->rb;
+	} else {
+		b->mb.interval_start_ns = now - 10 * US_NS_PER_SEC;
+		b->mb.interval_end_ns = now;
+		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
+		env.metric_batch = &b->mb;
+	}
 	rc = us_sender_submit(s, &env, err, sizeof(err));
 	if (rc < 0)
 		us_warn("submit: %s", err);
@@ -185,6 +270,7 @@ int main(int argc, char **argv)
 	struct us_hist *hists = calloc(US_BATCH_MAX_ITEMS, sizeof(*hists));
 	char names[US_BATCH_MAX_ITEMS][32];
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct requests reqs = { 0 }, *rq = NULL;
 	void *zctx = NULL;
 	char err[1024];
 	uint64_t rng = 88172645463325252ull, start, submitted = 0;
@@ -193,6 +279,13 @@ int main(int argc, char **argv)
 	if (!batch || !hists || parse_options(argc, argv, &o) < 0) {
 		usage(stderr);
 		goto cleanup;
+	}
+	if (o.requests) {
+		if (requests_init(&reqs, o.requests) < 0) {
+			fprintf(stderr, "us-loadgen: out of memory\n");
+			goto cleanup;
+		}
+		rq = &reqs;
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -223,7 +316,7 @@ int main(int argc, char **argv)
 	}
 	if (o.prefill) {
 		while (!stop_requested && submitted < o.count) {
-			submit_one(sender, batch);
+			submit_one(sender, batch, rq);
 			if (++submitted % 1000 == 0 && us_spool_commit(spool, err, sizeof(err)) < 0)
 				us_error("%s", err);
 		}
@@ -238,7 +331,7 @@ int main(int argc, char **argv)
 
 		us_spool_get_stats(spool, &sps);
 		while (submitted < o.count && submitted < due && sps.envelopes < o.max_backlog) {
-			if (submit_one(sender, batch) == 0)
+			if (submit_one(sender, batch, rq) == 0)
 				sps.envelopes++;
 			submitted++;
 		}
@@ -270,5 +363,6 @@ cleanup:
 		us_batch_free(batch);
 	free(hists);
 	free(batch);
+	requests_free(&reqs);
 	return rc;
 }
