@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 
 #include "bpf_env.h"
+#include "capture.h"
 #include "sched_collector.h"
 
 #ifndef TRACEFS_MAGIC
@@ -179,6 +180,29 @@ static void check_sched_collector(struct probe *p)
 	us_sched_destroy(s);
 }
 
+static void ignore_record(void *ctx, const struct us_cap_event *ev, const uint8_t *data)
+{
+}
+
+/* The capture programs, loaded and attached as mirroring would; optional:
+ * without them the agent measures but cannot mirror. */
+static void check_capture(struct probe *p)
+{
+	const struct us_capture_opts o = { .ringbuf_bytes = 4096, .max_conns = 16 };
+	struct us_capture *c = NULL;
+	char err[512];
+
+	if (us_capture_open(&o, ignore_record, NULL, &c, err, sizeof(err)) < 0) {
+		report(p, PROBE_MISSING, false, "capture (bpf/capture.bpf.c)", err,
+		       "mirroring needs syscall tracepoints, the ring buffer and bpf_loop "
+		       "(a 5.17 or later kernel)");
+		return;
+	}
+	report(p, PROBE_OK, false, "capture (bpf/capture.bpf.c)",
+	       "loaded and attached (syscall tracepoints, ring buffer)", NULL);
+	us_capture_destroy(c);
+}
+
 static void check_ringbuf(struct probe *p)
 {
 	int rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
@@ -326,6 +350,7 @@ int us_probe_run(FILE *out)
 	check_ringbuf(&p);
 	check_tracepoints(&p);
 	check_sched_collector(&p);
+	check_capture(&p);
 	check_kprobes(&p);
 	check_cgroup(&p);
 	check_psi(&p);
