@@ -478,19 +478,7 @@ cleanup:
 
 int us_block_prog_fds(const struct us_block *b, int *fds, const char **names, int max)
 {
-	struct bpf_program *p;
-	int n = 0;
-
-	bpf_object__for_each_program(p, b->skel->obj) {
-		int fd = bpf_program__fd(p);
-
-		/* the tp_btf or raw_tp twin not in use was never loaded */
-		if (fd < 0 || n >= max)
-			continue;
-		fds[n] = fd;
-		names[n++] = bpf_program__name(p);
-	}
-	return n;
+	return us_collector_prog_fds(b->skel->obj, fds, names, max);
 }
 
 void us_block_destroy(struct us_block *b)

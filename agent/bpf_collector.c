@@ -1,7 +1,9 @@
-/* Shared mechanics of the BPF collectors: tp_btf/raw_tp loading, per-CPU sums. */
+/* Shared mechanics of the BPF collectors: tp_btf/raw_tp loading, per-CPU sums,
+ * program fds. */
 #include "bpf_collector.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,4 +51,21 @@ int us_percpu_hist_sum(int map_fd, const void *key, struct us_hist *scratch, int
 	for (int cpu = 0; cpu < ncpus; cpu++)
 		us_hist_merge(total, &scratch[cpu]);
 	return 0;
+}
+
+int us_collector_prog_fds(struct bpf_object *obj, int *fds, const char **names, int max)
+{
+	struct bpf_program *p;
+	int n = 0;
+
+	bpf_object__for_each_program(p, obj) {
+		int fd = bpf_program__fd(p);
+
+		/* the tp_btf or raw_tp twin not in use was never loaded */
+		if (fd < 0 || n >= max)
+			continue;
+		fds[n] = fd;
+		names[n++] = bpf_program__name(p);
+	}
+	return n;
 }

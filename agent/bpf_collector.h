@@ -1,6 +1,6 @@
 /* What every BPF collector (sched, block, tcp) does the same way: load its
  * programs as tp_btf and fall back to their raw_tp twins, and sum a per-CPU
- * histogram map value across CPUs. */
+ * histogram map value across CPUs, list the programs loaded. */
 #ifndef US_BPF_COLLECTOR_H
 #define US_BPF_COLLECTOR_H
 
@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 #include "hist.h"
+
+struct bpf_object;
 
 /* Loads and attaches the collector's programs, raw_tp twins if raw_tp;
  * returns 0 or a negative errno. */
@@ -24,5 +26,9 @@ int us_collector_load(const char *name, bool force_raw_tp, us_collector_load_fn 
  * scratch holds ncpus histograms. -ENOENT (or another error) if absent. */
 int us_percpu_hist_sum(int map_fd, const void *key, struct us_hist *scratch, int ncpus,
 		       struct us_hist *total);
+
+/* The fds and names of obj's loaded programs, at most max; returns how many.
+ * Programs not loaded (the tp_btf or raw_tp twin not in use) are left out. */
+int us_collector_prog_fds(struct bpf_object *obj, int *fds, const char **names, int max);
 
 #endif

@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpf_collector.h"
 #include "capture.skel.h"
 
 #define MAX_WORKLOAD_PORTS 64
@@ -308,16 +309,5 @@ int us_capture_counters(const struct us_capture *c, uint64_t out[US_CAP_CNT_NR])
 
 int us_capture_prog_fds(const struct us_capture *c, int *fds, const char **names, int max)
 {
-	struct bpf_program *p;
-	int n = 0;
-
-	bpf_object__for_each_program(p, c->skel->obj) {
-		int fd = bpf_program__fd(p);
-
-		if (fd < 0 || n >= max)
-			continue;
-		fds[n] = fd;
-		names[n++] = bpf_program__name(p);
-	}
-	return n;
+	return us_collector_prog_fds(c->skel->obj, fds, names, max);
 }

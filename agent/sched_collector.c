@@ -405,19 +405,7 @@ cleanup:
 
 int us_sched_prog_fds(const struct us_sched *s, int *fds, const char **names, int max)
 {
-	struct bpf_program *p;
-	int n = 0;
-
-	bpf_object__for_each_program(p, s->skel->obj) {
-		int fd = bpf_program__fd(p);
-
-		/* the tp_btf or raw_tp twin not in use was never loaded */
-		if (fd < 0 || n >= max)
-			continue;
-		fds[n] = fd;
-		names[n++] = bpf_program__name(p);
-	}
-	return n;
+	return us_collector_prog_fds(s->skel->obj, fds, names, max);
 }
 
 void us_sched_destroy(struct us_sched *s)

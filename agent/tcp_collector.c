@@ -471,19 +471,7 @@ cleanup:
 
 int us_tcp_prog_fds(const struct us_tcp *t, int *fds, const char **names, int max)
 {
-	struct bpf_program *p;
-	int n = 0;
-
-	bpf_object__for_each_program(p, t->skel->obj) {
-		int fd = bpf_program__fd(p);
-
-		/* the tp_btf or raw_tp twin not in use was never loaded */
-		if (fd < 0 || n >= max)
-			continue;
-		fds[n] = fd;
-		names[n++] = bpf_program__name(p);
-	}
-	return n;
+	return us_collector_prog_fds(t->skel->obj, fds, names, max);
 }
 
 void us_tcp_destroy(struct us_tcp *t)

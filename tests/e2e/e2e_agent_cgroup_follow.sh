@@ -5,18 +5,9 @@
 # agent; each change is announced to the coordinator.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
-cg="$root/us-e2e-follow-$$"
-remove_cg() { rmdir "$cg" 2>/dev/null || true; }
-on_exit remove_cg
+test_cgroup -n us-e2e-follow; cg=$CG  # made by the test once the agent runs
 keys_init; agent_key host1; coord_start
-cat > "$T/agent.yaml" <<YAML
-agent_id: host1
-key: $T/keys/host1.key
-coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}
-spool: {dir: $T/agent-spool}
-interval: 1s
+{ agent_yaml_head host1; cat <<YAML; } > "$T/agent.yaml"
 workloads:
   - {name: svc, role: production, cgroup: $cg}
 YAML

@@ -4,12 +4,9 @@
 # answers in time expires; reload_config applies a changed workload list.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
-cg="$root/us-e2e-cmd-$$"
-mkdir -p "$cg/a" "$cg/b"
-remove_cgs() { rmdir "$cg/a" "$cg/b" "$cg" 2>/dev/null; }
-on_exit remove_cgs
+test_cgroup us-e2e-cmd; cg=$CG
+mkdir "$cg/a" "$cg/b"
+cg_remove_on_exit "$cg/a"; cg_remove_on_exit "$cg/b"
 keys_init; agent_key host1; coord_start
 write_config() { # workload names...
 	{

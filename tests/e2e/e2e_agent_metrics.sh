@@ -3,15 +3,10 @@
 # and its MetricBatches (run-queue latency, on-CPU time) reach the store.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
-cg="$root/us-e2e-agent-$$"
-mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-on_exit remove_cg
+test_cgroup us-e2e-agent; cg=$CG
 keys_init; agent_key host1; coord_start
 # a busy workload: three spinners on two cores queue for the CPU
-for _ in 1 2 3; do  # killed by remove_cg
+for _ in 1 2 3; do  # killed when the test cgroup is removed
 	sh -c "echo \$\$ > $cg/cgroup.procs; exec timeout 20 sh -c 'while :; do :; done'" &
 	PIDS+=($!)
 done

@@ -3,18 +3,9 @@
 # agent can run (BTF, sched tracepoints, kprobes not used), and one interval
 # over a cgroup with a busy process gives valid JSON with run-queue latency
 # for that cgroup; a path that is not a cgroup v2 directory exits 2.
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
 . "$(dirname "$0")/lib.sh"
-
-cg=$root/understudy-e2e-probe-$$
-remove_cg() {
-	for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-	sleep 0.2
-	rmdir "$cg" 2>/dev/null || true
-}
-on_exit remove_cg
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
+cg_root
 
 info "--probe"
 "$BIN/understudy-agent" --probe >"$T/probe.out" 2>&1 || fail "--probe exited $?: $(cat "$T/probe.out")"
@@ -26,7 +17,7 @@ grep -q 'kprobes .*not used' "$T/probe.out" || fail "kprobes not reported as not
 [ "$(tail -n 1 "$T/probe.out")" = "agent can run here" ] || fail "last line: $(tail -n 1 "$T/probe.out")"
 
 info "--once --json --cgroup (busy cgroup)"
-mkdir "$cg"
+test_cgroup understudy-e2e-probe; cg=$CG
 # fork+exec in a loop: every child wakes its parent, so run-queue latency
 # is sampled even on an idle host where a pure spinner is never preempted;
 # each round also connects to a closed loopback port (a reset received)

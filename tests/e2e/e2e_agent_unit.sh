@@ -6,29 +6,22 @@
 # systemd would.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+cg_root
 unit="us-e2e-unit-$$"
-made_slice=
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then
 	systemd-run --quiet --unit "$unit" sleep 60 || fail "systemd-run failed"
 	stop_unit() { systemctl stop "$unit.service" 2>/dev/null || true; }
 	on_exit stop_unit
-	cg="$root$(systemctl show -p ControlGroup --value "$unit.service")"
+	cg="$CGROOT$(systemctl show -p ControlGroup --value "$unit.service")"
 else
-	[ -d "$root/system.slice" ] || { mkdir "$root/system.slice"; made_slice=1; }
-	cg="$root/system.slice/$unit.service"
+	[ -d "$CGROOT/system.slice" ] ||
+		{ mkdir "$CGROOT/system.slice"; cg_remove_on_exit "$CGROOT/system.slice"; }
+	cg="$CGROOT/system.slice/$unit.service"
 	mkdir "$cg"
-	remove_cg() { rmdir "$cg" 2>/dev/null; [ -z "$made_slice" ] || rmdir "$root/system.slice" 2>/dev/null || true; }
-	on_exit remove_cg
+	cg_remove_on_exit "$cg"
 fi
 keys_init; agent_key host1; coord_start
-cat > "$T/agent.yaml" <<YAML
-agent_id: host1
-key: $T/keys/host1.key
-coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}
-spool: {dir: $T/agent-spool}
-interval: 1s
+{ agent_yaml_head host1; cat <<YAML; } > "$T/agent.yaml"
 workloads:
   - {name: svc, role: production, unit: $unit}
 YAML

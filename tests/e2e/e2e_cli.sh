@@ -5,12 +5,7 @@
 # exits 1 naming the address tried.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to load BPF programs"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
-cg="$root/us-e2e-cli-$$"
-mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-on_exit remove_cg
+test_cgroup us-e2e-cli; cg=$CG
 SOCK=unix://$T/api.sock
 cli() { "$BIN/understudy" --server "$SOCK" "$@"; }
 json_ok() { python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list); print(len(d))'; }
@@ -22,7 +17,7 @@ coord_start "api: {socket: $T/api.sock}"
 # before any agent: empty answers, not errors
 [ "$(cli agents -o json | json_ok)" = 0 ] || fail "agents on an empty store"
 
-for _ in 1 2; do  # killed by remove_cg
+for _ in 1 2; do  # killed when the test cgroup is removed
 	sh -c "echo \$\$ > $cg/cgroup.procs; exec timeout 30 sh -c 'while :; do :; done'" &
 	PIDS+=($!)
 done

@@ -16,11 +16,9 @@
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "SKIP: nginx is not installed (apt-get install nginx-light)"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: iproute2 missing"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+cg_root
 
 SPORT=8080
-cg="$root/us-e2e-mirror-$$"
 lab_netns
 
 # ---- two nginx: one process each, access log of method + status ----
@@ -64,9 +62,7 @@ EOF
 # counted as capture gaps (see README, Capture)
 nginx_conf "$T/prod" "$PROD" 16k
 nginx_conf "$T/shadow" "$SHADOW" 16m
-mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-on_exit remove_cg
+test_cgroup us-e2e-mirror; cg=$CG
 # production nginx inside the workload cgroup, so its accepts are captured
 sh -c "echo \$\$ > $cg/cgroup.procs; exec ip netns exec $NS_P $NGINX -p $T/prod -c $T/prod/nginx.conf" \
 	>"$T/prod/logs/out.log" 2>&1 &
@@ -82,12 +78,7 @@ wait_port "$SHADOW" $SPORT || fail "shadow nginx not up: $(cat "$T/shadow/logs/"
 # ---- coordinator and agent ----
 keys_init; agent_key host1; coord_start
 agent_conf() { # mirror-lines...
-	cat > "$T/agent.yaml" <<YAML
-agent_id: host1
-key: $T/keys/host1.key
-coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}
-spool: {dir: $T/agent-spool}
-interval: 1s
+	{ agent_yaml_head host1; cat <<YAML; } > "$T/agent.yaml"
 workloads:
   - name: web
     role: production

@@ -9,14 +9,10 @@
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (BPF, network namespaces)"; exit 77; }
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
 	{ echo "SKIP: redis-server/redis-tools not installed (tools/install-deps)"; exit 77; }
-root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-[ -n "$root" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+cg_root
 RPORT=6379
-cg="$root/us-e2e-mirror-raw-$$"
 lab_netns
-mkdir "$cg"
-remove_cg() { for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; sleep 0.2; rmdir "$cg" 2>/dev/null || true; }
-on_exit remove_cg
+test_cgroup us-e2e-mirror-raw; cg=$CG
 redis_args() { echo "--bind $1 --port $RPORT --protected-mode no --save '' --appendonly no --daemonize no --dir $T --logfile $T/redis-$1.log"; }
 sh -c "echo \$\$ > $cg/cgroup.procs; exec ip netns exec $NS_P redis-server $(redis_args "$PROD")" &
 PIDS+=($!)
@@ -25,12 +21,7 @@ wait_port "$PROD" $RPORT || fail "production redis not up: $(cat "$T"/redis-*.lo
 wait_port "$SHADOW" $RPORT || fail "shadow redis not up"
 
 keys_init; agent_key host1; coord_start
-cat > "$T/agent.yaml" <<YAML
-agent_id: host1
-key: $T/keys/host1.key
-coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}
-spool: {dir: $T/agent-spool}
-interval: 1s
+{ agent_yaml_head host1; cat <<YAML; } > "$T/agent.yaml"
 workloads:
   - name: cache
     cgroup: $cg

@@ -105,6 +105,58 @@ assert_exactly_once() {
 	echo "$n"
 }
 
+# agent_yaml_head NAME: an agent config up to its workloads: agent NAME with
+# its key, this test's coordinator, a spool in $T and a 1 s interval.
+agent_yaml_head() {
+	cat <<YAML
+agent_id: $1
+key: $T/keys/$1.key
+coordinator: {endpoint: $ENDPOINT, public_key: $T/keys/coordinator.pub}
+spool: {dir: $T/agent-spool}
+interval: 1s
+YAML
+}
+
+# cg_root: CGROOT is the root of the cgroup v2 hierarchy; without one the
+# test is skipped (exit 77) with the reason.
+cg_root() {
+	CGROOT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+	[ -n "$CGROOT" ] || { echo "SKIP: no cgroup v2 hierarchy mounted"; exit 77; }
+}
+
+# cg_remove_on_exit PATH: at exit, every process still in cgroup PATH is
+# killed and PATH removed (retried while they leave); the cgroup registered
+# last goes first, so register a parent before its children.
+TEST_CGS=()
+cg_remove_on_exit() {
+	[ ${#TEST_CGS[@]} -gt 0 ] || on_exit remove_test_cgroups
+	TEST_CGS+=("$1")
+}
+remove_test_cgroups() {
+	local i cg p
+	for ((i = ${#TEST_CGS[@]} - 1; i >= 0; i--)); do
+		cg=${TEST_CGS[i]}
+		for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		for _ in $(seq 1 20); do # killed tasks leave the cgroup asynchronously
+			{ rmdir "$cg" 2>/dev/null || [ ! -d "$cg" ]; } && break
+			sleep 0.1
+		done
+	done
+	return 0
+}
+
+# test_cgroup [-n] NAME: CG is the cgroup "$CGROOT/NAME-$$" (cg_root if not
+# yet called), made now (with -n: left to the test) and removed on exit
+# with its processes. Not in $(...): the removal is registered by this shell.
+test_cgroup() {
+	local make=1
+	[ "$1" != -n ] || { make=; shift; }
+	[ -n "${CGROOT:-}" ] || cg_root
+	CG=$CGROOT/$1-$$
+	cg_remove_on_exit "$CG"
+	[ -z "$make" ] || mkdir "$CG" || fail "cannot create cgroup $CG"
+}
+
 # Two network namespaces behind veth pairs, for a production host and a
 # shadow host that the root namespace (the client, the agent) reaches:
 # sets NS_P, NS_S, PROD, SHADOW (addresses in a random 10.x /30 pair) and

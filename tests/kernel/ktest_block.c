@@ -15,16 +15,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -34,6 +31,7 @@
 #include "../../agent/bpf_env.h"
 #include "hist.h"
 #include "../../agent/block_collector.h"
+#include "lib/kcgroup.h"
 
 #define CG_PREFIX "us-ktest-block-"
 #define MIB (1024ull * 1024ull)
@@ -43,12 +41,8 @@
 #define RAMFS_MAGIC_ 0x858458f6
 
 struct fixture {
-	char skip_reason[PATH_MAX + 256];
-	char root[1024];
+	struct kcgroups k;		/* [0] = A (tracked), [1] = B (untracked) */
 	char datadir[PATH_MAX];
-	char cg[2][PATH_MAX];		/* [0] = A (tracked), [1] = B (untracked) */
-	bool made[2];
-	uint64_t id[2];
 	struct us_block *block;
 };
 
@@ -59,42 +53,8 @@ struct capture {
 	bool b_tracked;
 };
 
-static int rmdir_retry(const char *path)
-{
-	for (int i = 0; i < 200; i++) {
-		if (rmdir(path) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			break;
-		usleep(10000); /* exiting tasks leave the cgroup asynchronously */
-	}
-	return -errno;
-}
-
-static void remove_stale(const char root[1024])
-{
-	DIR *d = opendir(root);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char path[PATH_MAX];
-		int pid;
-
-		if (strncmp(de->d_name, CG_PREFIX, strlen(CG_PREFIX)) ||
-		    sscanf(de->d_name + strlen(CG_PREFIX), "%d-", &pid) != 1 ||
-		    (kill(pid, 0) == 0 || errno != ESRCH))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		if (rmdir(path) == 0)
-			print_message("removed stale cgroup %s\n", path);
-	}
-	closedir(d);
-}
-
 /* A directory whose filesystem sits on a block device: the cwd, else
- * /var/tmp. 0, or -1 with the reason in f->skip_reason. */
+ * /var/tmp. 0, or -1 with the reason in f->k.skip_reason. */
 static int pick_datadir(struct fixture *f)
 {
 	const char *cands[2] = { ".", "/var/tmp" };
@@ -119,82 +79,34 @@ static int pick_datadir(struct fixture *f)
 			continue;
 		return 0;
 	}
-	snprintf(f->skip_reason, sizeof(f->skip_reason), "no disk filesystem for data: %s; %s",
-		 why[0], why[1]);
+	snprintf(f->k.skip_reason, sizeof(f->k.skip_reason),
+		 "no disk filesystem for data: %s; %s", why[0], why[1]);
 	return -1;
 }
 
 static int group_setup(void **state)
 {
+	static const char *const tps[] = {
+		"block/block_rq_issue", "block/block_rq_complete", NULL,
+	};
 	struct fixture *f = calloc(1, sizeof(*f));
-	char err[512];
 
 	if (!f)
 		return -1;
 	*state = f;
-	if (geteuid() != 0) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "not root");
+	kcg_setup(&f->k, CG_PREFIX, 2, tps);
+	if (f->k.skip_reason[0] || pick_datadir(f))
 		return 0;
-	}
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		print_message("note: no private mount namespace (%s); mounts stay\n",
-			      strerror(errno));
-	if (us_bpf_env_prepare(false, err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "environment: %s", err);
-		return 0;
-	}
-	if (!us_bpf_env_has_kernel_btf()) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason),
-			 "kernel has no BTF (/sys/kernel/btf/vmlinux), CO-RE cannot relocate");
-		return 0;
-	}
-	if (access(US_BPF_ENV_TRACEFS "/events/block/block_rq_issue", F_OK) ||
-	    access(US_BPF_ENV_TRACEFS "/events/block/block_rq_complete", F_OK)) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason),
-			 "tracepoints block:block_rq_issue/complete missing in %s/events",
-			 US_BPF_ENV_TRACEFS);
-		return 0;
-	}
-	if (pick_datadir(f))
-		return 0;
-	if (us_bpf_env_cgroup2_root(f->root, sizeof(f->root), err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-		return 0;
-	}
-	remove_stale(f->root);
-	for (int i = 0; i < 2; i++) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/" CG_PREFIX "%d-%c", f->root, (int)getpid(),
-			 "ab"[i]);
-		if (mkdir(path, 0755)) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "mkdir %s: %s", path,
-				 strerror(errno));
-			return 0;
-		}
-		memcpy(f->cg[i], path, sizeof(path));
-		f->made[i] = true;
-		if (us_bpf_env_cgroup_id(f->cg[i], &f->id[i], err, sizeof(err))) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-			return 0;
-		}
-	}
-	print_message("cgroup v2 root %s, A id %llu, B id %llu, data in %s\n", f->root,
-		      (unsigned long long)f->id[0], (unsigned long long)f->id[1], f->datadir);
+	print_message("cgroup v2 root %s, A id %llu, B id %llu, data in %s\n", f->k.root,
+		      (unsigned long long)f->k.id[0], (unsigned long long)f->k.id[1], f->datadir);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = 0;
+	int rc = kcg_teardown(&f->k);
 
-	for (int i = 0; i < 2; i++) {
-		if (f->made[i] && rmdir_retry(f->cg[i])) {
-			fprintf(stderr, "cannot remove %s: %s\n", f->cg[i], strerror(errno));
-			rc = -1;
-		}
-	}
 	free(f);
 	return rc;
 }
@@ -218,8 +130,8 @@ static int test_teardown(void **state)
 
 static void skip_if_unsupported(struct fixture *f)
 {
-	if (f->skip_reason[0]) {
-		print_message("SKIP: %s\n", f->skip_reason);
+	if (f->k.skip_reason[0]) {
+		print_message("SKIP: %s\n", f->k.skip_reason);
 		skip();
 	}
 }
@@ -279,20 +191,14 @@ static void io_in_cgroup(struct fixture *f, int which, uint64_t bytes)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char procs[PATH_MAX + 16];
-		int fd;
-
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", f->cg[which]);
-		fd = open(procs, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1)
+		if (kcg_enter(&f->k, which, 0))
 			_exit(9);
-		close(fd);
 		_exit(do_io(file, bytes));
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	unlink(file);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("I/O child in %s failed (status 0x%x)", f->cg[which], status);
+		fail_msg("I/O child in %s failed (status 0x%x)", f->k.path[which], status);
 }
 
 static int capture_fn(void *ctx, const struct us_block_cgroup_stats *st)
@@ -311,7 +217,7 @@ static int capture_fn(void *ctx, const struct us_block_cgroup_stats *st)
 static void drain(struct fixture *f, struct capture *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->id = f->id;
+	c->id = f->k.id;
 	assert_int_equal(us_block_drain(f->block, capture_fn, c), 0);
 }
 
@@ -366,7 +272,7 @@ static void run_tracked_vs_untracked(struct fixture *f, bool raw)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_block_track(f->block, f->id[0]), 0);
+	assert_int_equal(us_block_track(f->block, f->k.id[0]), 0);
 	drain(f, &c);
 	io_in_cgroup(f, 0, bytes);
 	io_in_cgroup(f, 1, 8 * MIB);
@@ -419,9 +325,9 @@ static void test_untrack(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, NULL);
-	assert_int_equal(us_block_track(f->block, f->id[0]), 0);
-	assert_int_equal(us_block_track(f->block, f->id[0]), 0); /* idempotent */
-	assert_int_equal(us_block_untrack(f->block, f->id[0]), 0);
+	assert_int_equal(us_block_track(f->block, f->k.id[0]), 0);
+	assert_int_equal(us_block_track(f->block, f->k.id[0]), 0); /* idempotent */
+	assert_int_equal(us_block_untrack(f->block, f->k.id[0]), 0);
 	io_in_cgroup(f, 0, 4 * MIB);
 	drain(f, &c);
 	assert_false(c.seen[0]);

@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -34,17 +32,14 @@
 #include "../../agent/bpf_env.h"
 #include "hist.h"
 #include "../../agent/sched_collector.h"
+#include "lib/kcgroup.h"
 
 #define CG_PREFIX "us-ktest-sched-"
 #define MAX_KIDS 64
 #define NS_PER_S 1000000000ull
 
 struct fixture {
-	char skip_reason[PATH_MAX + 256];
-	char root[1024];
-	char cg[2][PATH_MAX];		/* [0] = A (tracked), [1] = B (untracked) */
-	bool made[2];
-	uint64_t id[2];
+	struct kcgroups k;		/* [0] = A (tracked), [1] = B (untracked) */
 	pid_t kids[2 * MAX_KIDS];
 	int kid_cg[2 * MAX_KIDS];
 	int nkids;
@@ -70,103 +65,19 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -errno;
-}
-
-static int rmdir_retry(const char *path)
-{
-	for (int i = 0; i < 200; i++) {
-		if (rmdir(path) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			break;
-		usleep(10000); /* exiting tasks leave the cgroup asynchronously */
-	}
-	return -errno;
-}
-
-/* cgroups of earlier runs that were killed before their teardown */
-static void remove_stale(const char root[1024])
-{
-	DIR *d = opendir(root);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char path[PATH_MAX];
-		int pid;
-
-		if (strncmp(de->d_name, CG_PREFIX, strlen(CG_PREFIX)) ||
-		    sscanf(de->d_name + strlen(CG_PREFIX), "%d-", &pid) != 1 ||
-		    (kill(pid, 0) == 0 || errno != ESRCH))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		if (rmdir(path) == 0)
-			print_message("removed stale cgroup %s\n", path);
-	}
-	closedir(d);
-}
-
 static int group_setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char err[512];
 
 	if (!f)
 		return -1;
 	*state = f;
-	if (geteuid() != 0) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "not root");
+	kcg_setup(&f->k, CG_PREFIX, 2, NULL);
+	if (f->k.skip_reason[0])
 		return 0;
-	}
-	/* keep our tracefs/bpffs mounts out of the host's namespace */
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		print_message("note: no private mount namespace (%s); mounts stay\n",
-			      strerror(errno));
-	if (us_bpf_env_prepare(false, err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "environment: %s", err);
-		return 0;
-	}
-	if (!us_bpf_env_has_kernel_btf()) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason),
-			 "kernel has no BTF (/sys/kernel/btf/vmlinux), CO-RE cannot relocate");
-		return 0;
-	}
-	if (us_bpf_env_cgroup2_root(f->root, sizeof(f->root), err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-		return 0;
-	}
-	remove_stale(f->root);
-	for (int i = 0; i < 2; i++) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/" CG_PREFIX "%d-%c", f->root, (int)getpid(),
-			 "ab"[i]);
-		if (mkdir(path, 0755)) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "mkdir %s: %s", path,
-				 strerror(errno));
-			return 0;
-		}
-		memcpy(f->cg[i], path, sizeof(path));
-		f->made[i] = true;
-		if (us_bpf_env_cgroup_id(f->cg[i], &f->id[i], err, sizeof(err))) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-			return 0;
-		}
-	}
-	print_message("cgroup v2 root %s, A=%s (id %llu), B=%s (id %llu)\n", f->root,
-		      f->cg[0], (unsigned long long)f->id[0], f->cg[1],
-		      (unsigned long long)f->id[1]);
+	print_message("cgroup v2 root %s, A=%s (id %llu), B=%s (id %llu)\n", f->k.root,
+		      f->k.path[0], (unsigned long long)f->k.id[0], f->k.path[1],
+		      (unsigned long long)f->k.id[1]);
 	return 0;
 }
 
@@ -182,15 +93,10 @@ static void kill_kids(struct fixture *f)
 static int group_teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = 0;
+	int rc;
 
 	kill_kids(f);
-	for (int i = 0; i < 2; i++) {
-		if (f->made[i] && rmdir_retry(f->cg[i])) {
-			fprintf(stderr, "cannot remove %s: %s\n", f->cg[i], strerror(errno));
-			rc = -1;
-		}
-	}
+	rc = kcg_teardown(&f->k);
 	free(f);
 	return rc;
 }
@@ -220,8 +126,8 @@ static int test_teardown(void **state)
 
 static void skip_if_unsupported(struct fixture *f)
 {
-	if (f->skip_reason[0]) {
-		print_message("SKIP: %s\n", f->skip_reason);
+	if (f->k.skip_reason[0]) {
+		print_message("SKIP: %s\n", f->k.skip_reason);
 		skip();
 	}
 }
@@ -268,11 +174,8 @@ static void spawn(struct fixture *f, int which, int n, uint64_t spin_ns, int sle
 		  const int ready[2], const int go[2])
 {
 	for (int i = 0; i < n; i++) {
-		char procs[PATH_MAX + 16], buf[32];
-		pid_t pid;
+		pid_t pid = fork();
 
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", f->cg[which]);
-		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			const struct timespec ms = { 0, 1000 * 1000 };
@@ -284,8 +187,7 @@ static void spawn(struct fixture *f, int which, int n, uint64_t spin_ns, int sle
 			/* only the parent may hold these ends, or EOF never comes */
 			close(ready[0]);
 			close(go[1]);
-			snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-			if (write_str(procs, buf))
+			if (kcg_enter(&f->k, which, 0))
 				_exit(3);
 			if (f->pin_cpu >= 0 && pin_hard(f->pin_cpu))
 				_exit(5);
@@ -377,7 +279,7 @@ static int capture_visit(void *ctx, const struct us_sched_cgroup_stats *st)
 static void drain(struct fixture *f, struct capture *cap)
 {
 	memset(cap, 0, sizeof(*cap));
-	cap->id = f->id;
+	cap->id = f->k.id;
 	assert_int_equal(us_sched_drain(f->sched, capture_visit, cap), 0);
 }
 
@@ -464,11 +366,11 @@ static void test_env(void **state)
 	/* idempotent once mounted */
 	assert_int_equal(us_bpf_env_prepare(false, err, sizeof(err)), 0);
 	/* the root of the v2 hierarchy is cgroup 1; a child's id is its inode */
-	assert_int_equal(us_bpf_env_cgroup_id(f->root, &id, err, sizeof(err)), 0);
+	assert_int_equal(us_bpf_env_cgroup_id(f->k.root, &id, err, sizeof(err)), 0);
 	assert_int_equal(id, 1);
-	assert_int_equal(stat(f->cg[0], &st), 0);
-	assert_int_equal(f->id[0], (uint64_t)st.st_ino);
-	assert_true(f->id[0] != f->id[1]);
+	assert_int_equal(stat(f->k.path[0], &st), 0);
+	assert_int_equal(f->k.id[0], (uint64_t)st.st_ino);
+	assert_true(f->k.id[0] != f->k.id[1]);
 	/* a v1 or non-cgroup path is refused with a reason */
 	assert_int_equal(us_bpf_env_cgroup_id("/proc", &id, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "/proc"));
@@ -486,8 +388,8 @@ static void test_tracked_vs_untracked(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0); /* idempotent */
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0);
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0); /* idempotent */
 	run_workload(f, 3, spin_ns, 0, 0);
 
 	drain(f, &cap);
@@ -529,7 +431,7 @@ static void test_pinned_contention(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0);
 	f->pin_cpu = cpus > 1 ? (int)cpus - 1 : 0;
 	f->spinners = 2;
 	run_workload(f, 1, spin_ns, 0, 0);
@@ -566,7 +468,7 @@ static void test_latency_goes_to_next_task(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0);
 	run_workload(f, 2, 600 * 1000 * 1000ull, 1, sleeps);
 	drain(f, &cap);
 	assert_non_null(cap.got[0]);
@@ -598,7 +500,7 @@ static void test_raw_tp_fallback(void **state)
 	skip_if_unsupported(f);
 	open_collector(f, &o);
 	assert_string_equal(us_sched_attach_mode(f->sched), "raw_tp");
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0);
 	run_workload(f, 1, spin_ns, 0, 0);
 	drain(f, &cap);
 	assert_non_null(cap.got[0]);
@@ -639,9 +541,9 @@ static void test_untrack(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_sched_track(f->sched, f->id[0]), 0);
-	assert_int_equal(us_sched_untrack(f->sched, f->id[0]), 0);
-	assert_int_equal(us_sched_untrack(f->sched, f->id[0]), 0); /* idempotent */
+	assert_int_equal(us_sched_track(f->sched, f->k.id[0]), 0);
+	assert_int_equal(us_sched_untrack(f->sched, f->k.id[0]), 0);
+	assert_int_equal(us_sched_untrack(f->sched, f->k.id[0]), 0); /* idempotent */
 	assert_int_equal(us_sched_track(f->sched, 0), -EINVAL);
 	run_workload(f, 1, 300 * 1000 * 1000ull, 0, 0);
 	drain(f, &cap);

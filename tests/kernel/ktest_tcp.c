@@ -17,7 +17,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,6 +37,7 @@
 #include "../../agent/bpf_env.h"
 #include "hist.h"
 #include "../../agent/tcp_collector.h"
+#include "lib/kcgroup.h"
 
 #define CG_PREFIX "us-ktest-tcp-"
 #define CONNS 20
@@ -46,11 +45,7 @@
 #define NS_PER_S 1000000000ull
 
 struct fixture {
-	char skip_reason[PATH_MAX + 256];
-	char root[1024];
-	char cg[2][PATH_MAX];		/* [0] = A (tracked), [1] = B (untracked) */
-	bool made[2];
-	uint64_t id[2];
+	struct kcgroups k;		/* [0] = A (tracked), [1] = B (untracked) */
 	struct us_tcp *tcp;
 };
 
@@ -60,129 +55,31 @@ struct capture {
 	int visits;
 };
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -errno;
-}
-
-static int rmdir_retry(const char *path)
-{
-	for (int i = 0; i < 200; i++) {
-		if (rmdir(path) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			break;
-		usleep(10000); /* exiting tasks leave the cgroup asynchronously */
-	}
-	return -errno;
-}
-
-static void remove_stale(const char root[1024])
-{
-	DIR *d = opendir(root);
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char path[PATH_MAX];
-		int pid;
-
-		if (strncmp(de->d_name, CG_PREFIX, strlen(CG_PREFIX)) ||
-		    sscanf(de->d_name + strlen(CG_PREFIX), "%d-", &pid) != 1 ||
-		    (kill(pid, 0) == 0 || errno != ESRCH))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		if (rmdir(path) == 0)
-			print_message("removed stale cgroup %s\n", path);
-	}
-	closedir(d);
-}
-
 static int group_setup(void **state)
 {
 	static const char *const events[] = {
 		"tcp/tcp_probe", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state",
-		"tcp/tcp_send_reset", "tcp/tcp_receive_reset",
+		"tcp/tcp_send_reset", "tcp/tcp_receive_reset", NULL,
 	};
 	struct fixture *f = calloc(1, sizeof(*f));
-	char err[512];
 
 	if (!f)
 		return -1;
 	*state = f;
-	if (geteuid() != 0) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "not root");
+	kcg_setup(&f->k, CG_PREFIX, 2, events);
+	if (f->k.skip_reason[0])
 		return 0;
-	}
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		print_message("note: no private mount namespace (%s); mounts stay\n",
-			      strerror(errno));
-	if (us_bpf_env_prepare(false, err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "environment: %s", err);
-		return 0;
-	}
-	if (!us_bpf_env_has_kernel_btf()) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason),
-			 "kernel has no BTF (/sys/kernel/btf/vmlinux), CO-RE cannot relocate");
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-		char path[256];
-
-		snprintf(path, sizeof(path), US_BPF_ENV_TRACEFS "/events/%s", events[i]);
-		if (access(path, F_OK)) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason),
-				 "tracepoint %s missing (%s)", events[i], strerror(errno));
-			return 0;
-		}
-	}
-	if (us_bpf_env_cgroup2_root(f->root, sizeof(f->root), err, sizeof(err))) {
-		snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-		return 0;
-	}
-	remove_stale(f->root);
-	for (int i = 0; i < 2; i++) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/" CG_PREFIX "%d-%c", f->root, (int)getpid(),
-			 "ab"[i]);
-		if (mkdir(path, 0755)) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "mkdir %s: %s", path,
-				 strerror(errno));
-			return 0;
-		}
-		memcpy(f->cg[i], path, sizeof(path));
-		f->made[i] = true;
-		if (us_bpf_env_cgroup_id(f->cg[i], &f->id[i], err, sizeof(err))) {
-			snprintf(f->skip_reason, sizeof(f->skip_reason), "%s", err);
-			return 0;
-		}
-	}
-	print_message("cgroup v2 root %s, A=%s (id %llu), B=%s (id %llu)\n", f->root,
-		      f->cg[0], (unsigned long long)f->id[0], f->cg[1],
-		      (unsigned long long)f->id[1]);
+	print_message("cgroup v2 root %s, A=%s (id %llu), B=%s (id %llu)\n", f->k.root,
+		      f->k.path[0], (unsigned long long)f->k.id[0], f->k.path[1],
+		      (unsigned long long)f->k.id[1]);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = 0;
+	int rc = kcg_teardown(&f->k);
 
-	for (int i = 0; i < 2; i++) {
-		if (f->made[i] && rmdir_retry(f->cg[i])) {
-			fprintf(stderr, "cannot remove %s: %s\n", f->cg[i], strerror(errno));
-			rc = -1;
-		}
-	}
 	free(f);
 	return rc;
 }
@@ -206,8 +103,8 @@ static int test_teardown(void **state)
 
 static void skip_if_unsupported(struct fixture *f)
 {
-	if (f->skip_reason[0]) {
-		print_message("SKIP: %s\n", f->skip_reason);
+	if (f->k.skip_reason[0]) {
+		print_message("SKIP: %s\n", f->k.skip_reason);
 		skip();
 	}
 }
@@ -293,25 +190,22 @@ static int tcp_workload(void)
 static void run_workload(struct fixture *f, unsigned int mask)
 {
 	for (int cg = 0; cg < 2; cg++) {
-		char procs[PATH_MAX + 16], buf[32];
 		int status;
 		pid_t pid;
 
 		if (!(mask & (1u << cg)))
 			continue;
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", f->cg[cg]);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-			if (write_str(procs, buf))
+			if (kcg_enter(&f->k, cg, 0))
 				_exit(3);
 			_exit(tcp_workload());
 		}
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			fail_msg("workload child in %s: status %#x", f->cg[cg], status);
+			fail_msg("workload child in %s: status %#x", f->k.path[cg], status);
 	}
 }
 
@@ -335,7 +229,7 @@ static int capture_visit(void *ctx, const struct us_tcp_cgroup_stats *st)
 static void drain(struct fixture *f, struct capture *cap)
 {
 	memset(cap, 0, sizeof(*cap));
-	cap->id = f->id;
+	cap->id = f->k.id;
 	assert_int_equal(us_tcp_drain(f->tcp, capture_visit, cap), 0);
 }
 
@@ -414,8 +308,8 @@ static void test_tracked_vs_untracked(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_tcp_track(f->tcp, f->id[0]), 0);
-	assert_int_equal(us_tcp_track(f->tcp, f->id[0]), 0); /* idempotent */
+	assert_int_equal(us_tcp_track(f->tcp, f->k.id[0]), 0);
+	assert_int_equal(us_tcp_track(f->tcp, f->k.id[0]), 0); /* idempotent */
 	run_workload(f, 3);
 
 	drain(f, &cap);
@@ -448,7 +342,7 @@ static void test_raw_tp_fallback(void **state)
 	skip_if_unsupported(f);
 	open_collector(f, &o);
 	assert_string_equal(us_tcp_attach_mode(f->tcp), "raw_tp");
-	assert_int_equal(us_tcp_track(f->tcp, f->id[0]), 0);
+	assert_int_equal(us_tcp_track(f->tcp, f->k.id[0]), 0);
 	run_workload(f, 1);
 	drain(f, &cap);
 	assert_non_null(cap.got[0]);
@@ -488,9 +382,9 @@ static void test_untrack(void **state)
 
 	skip_if_unsupported(f);
 	open_collector(f, &o);
-	assert_int_equal(us_tcp_track(f->tcp, f->id[0]), 0);
-	assert_int_equal(us_tcp_untrack(f->tcp, f->id[0]), 0);
-	assert_int_equal(us_tcp_untrack(f->tcp, f->id[0]), 0); /* idempotent */
+	assert_int_equal(us_tcp_track(f->tcp, f->k.id[0]), 0);
+	assert_int_equal(us_tcp_untrack(f->tcp, f->k.id[0]), 0);
+	assert_int_equal(us_tcp_untrack(f->tcp, f->k.id[0]), 0); /* idempotent */
 	assert_int_equal(us_tcp_track(f->tcp, 0), -EINVAL);
 	run_workload(f, 1);
 	drain(f, &cap);

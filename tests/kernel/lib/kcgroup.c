@@ -42,7 +42,8 @@ static void remove_stale(const char *root, const char *prefix)
 		    (kill(pid, 0) == 0 || errno != ESRCH))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
-		rmdir(path);
+		if (rmdir(path) == 0)
+			printf("removed stale cgroup %s\n", path);
 	}
 	closedir(d);
 }
@@ -56,8 +57,8 @@ static int check_host(struct kcgroups *k, const char *const *tracepoints)
 		return -1;
 	}
 	/* tracefs and bpffs mounts made below vanish with the test */
-	if (unshare(CLONE_NEWNS) == 0)
-		mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		printf("note: no private mount namespace (%s); mounts stay\n", strerror(errno));
 	if (us_bpf_env_prepare(false, err, sizeof(err))) {
 		snprintf(k->skip_reason, sizeof(k->skip_reason), "environment: %s", err);
 		return -1;
