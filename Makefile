@@ -28,7 +28,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 PROTOC_C ?= protoc-c
 
-PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib libdeflate
+PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib libdeflate gsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -44,6 +44,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 AGENT_SRCS := $(wildcard agent/*.c)
 COORD_SRCS := $(filter-out coordinator/cli%.c,$(wildcard coordinator/*.c))
 CLI_SRCS := $(wildcard coordinator/cli*.c)
+CLI_SRCS += coordinator/anomaly.c  # the offline `anomalies` verb runs the detector
 LOADGEN_SRCS := tools/loadgen/loadgen.c
 HTTPLOAD_SRCS := $(wildcard tools/httpload/*.c)
 BENCH_AGENT_SRCS := $(wildcard tools/bench_agent/*.c)
@@ -71,7 +72,7 @@ E2E_HELPER_BINS := $(patsubst tests/e2e/%.c,$(B)/tests/%,$(E2E_HELPER_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query bench-agent bench-mirror demo vmlinux clean
+.PHONY: all deps build test test-build fuzz fuzz-build bench bench-ingest bench-query bench-agent bench-mirror bench-compare demo vmlinux clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -215,6 +216,21 @@ bench-agent: all $(B)/bin/us-bench-agent
 bench-mirror: all
 	$(Q)tools/bench-mirror
 
+bench-compare: all
+	$(Q)tools/bench-compare
+
+# NAB scoring of the anomaly detector (tools/nab, docs/anomalies.md)
+NAB_OBJS := $(call obj,tools/nab/nab.c)
+$(B)/tests/test_anomaly: $(NAB_OBJS)
+$(B)/bin/us-nab-score: $(call obj,tools/nab/nab_score.c coordinator/anomaly.c) $(NAB_OBJS) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -lm -o $@
+
+.PHONY: bench-anomaly
+bench-anomaly: all $(B)/bin/us-nab-score
+	$(Q)tools/bench-anomaly
+
 demo: all
 	$(Q)tools/demo
 
@@ -223,3 +239,13 @@ vmlinux:
 
 clean:
 	$(Q)rm -rf build
+
+# forecasting accuracy and speed (tools/bench-forecast, docs/forecast.md)
+$(B)/bin/us-bench-forecast: $(call obj,$(wildcard tools/bench_forecast/*.c)) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
+.PHONY: bench-forecast
+bench-forecast: all $(B)/bin/us-bench-forecast
+	$(Q)tools/bench-forecast

@@ -13,8 +13,11 @@
 
 #include "api.pb-c.h"
 #include "clock.h"
+#include "compare.h"
 #include "envelope.h"
 #include "hist.h"
+#include "recommend_api.h"
+#include "alerts_api.h"
 #include "series.h"
 
 #define DEFAULT_FROM "1h"
@@ -677,6 +680,59 @@ cleanup:
 	return rc;
 }
 
+/* ---- compare -------------------------------------------------------------- */
+
+static int compare_run(struct us_api_ctx *ctx, const ProtobufCMessage *req,
+		       ProtobufCMessage **resp, char *msg, size_t msglen)
+{
+	const Understudy__Api__CompareRequest *in = (const void *)req;
+	struct us_verdict *v = NULL;
+	struct us_policy pol;
+	uint64_t now = us_now_ns(), from;
+	int rc = GRPC_STATUS_INVALID_ARGUMENT, found;
+
+	us_policy_defaults(&pol);
+	if (in->confidence != 0.0)
+		pol.confidence = in->confidence;
+	if (in->tolerance_p99 != 0.0)
+		pol.tol_p99 = in->tolerance_p99;
+	if (in->min_samples)
+		pol.min_samples = in->min_samples;
+	if (!in->workload[0])
+		snprintf(msg, msglen, "workload: required");
+	else if (parse_time(in->since[0] ? in->since : DEFAULT_FROM, now, &from) < 0 || from >= now)
+		snprintf(msg, msglen, "since: expected unix ns or a duration ago such as 1h, got '%s'",
+			 in->since);
+	else if (!(pol.confidence > 0.5 && pol.confidence < 1.0))
+		snprintf(msg, msglen, "confidence: must be in (0.5, 1)");
+	else if (!(pol.tol_p99 > 0.0 && pol.tol_p99 < 10.0))
+		snprintf(msg, msglen, "tolerance_p99: must be in (0, 10)");
+	else
+		rc = GRPC_STATUS_OK;
+	if (rc != GRPC_STATUS_OK)
+		return rc;
+	if (!(v = malloc(sizeof(*v))))
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	found = us_compare_store(ctx->db, in->workload, from, now, &pol, v, msg, msglen);
+	if (found < 0) {
+		rc = GRPC_STATUS_INTERNAL;
+	} else if (found > 0) {
+		snprintf(msg, msglen, "workload: no data for '%s' in the window", in->workload);
+		rc = GRPC_STATUS_NOT_FOUND;
+	} else {
+		Understudy__Api__CompareResponse *r = us_compare_response(v);
+
+		if (r) {
+			r->from_ns = from;
+			r->to_ns = now;
+			*resp = &r->base;
+		}
+		rc = r ? GRPC_STATUS_OK : GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	free(v);
+	return rc;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const struct us_api_method methods[] = {
@@ -694,9 +750,14 @@ static const struct us_api_method methods[] = {
 	  &understudy__api__workloads_describe_request__descriptor, workloads_describe, "status" },
 	{ "/understudy.api.Series/Query", &understudy__api__series_query_request__descriptor,
 	  series_query, "series" },
+	{ "/understudy.api.Recommend/Run", &understudy__api__recommend_request__descriptor,
+	  us_api_recommend, "recommend" },
+	{ "/understudy.api.Anomalies/Run", &understudy__api__anomalies_request__descriptor,
+	  us_api_anomalies, "anomalies" },
 	/* control verbs: declared in api.proto, implemented by later issues */
 	{ "/understudy.api.Shadow/Start", &understudy__api__shadow_request__descriptor, NULL, "shadow" },
-	{ "/understudy.api.Compare/Run", &understudy__api__compare_request__descriptor, NULL, "compare" },
+	{ "/understudy.api.Compare/Run", &understudy__api__compare_request__descriptor, compare_run,
+	  "compare" },
 	{ "/understudy.api.Forecast/Run", &understudy__api__forecast_request__descriptor, NULL,
 	  "forecast" },
 	{ "/understudy.api.Plan/Make", &understudy__api__plan_request__descriptor, NULL, "plan" },

@@ -68,6 +68,11 @@ static const struct verb verbs[] = {
 	{ "status", "a workload's role, agent and last interval's figures", NULL, us_cli_status },
 	{ "series", "one metric of a workload over time", NULL, us_cli_series },
 	{ "command", "queue a command for an agent and follow it", NULL, us_cli_command },
+	{ "compare", "production vs shadow: KPI intervals, score, verdict", NULL, us_cli_compare },
+	{ "anomalies", "anomaly alerts over a stored metric, or a timestamp,value CSV", NULL, us_cli_anomalies },
+	{ "recommend", "rightsizing: instance types that fit a workload, cheapest first", NULL, us_cli_recommend },
+	{ "forecast", "forecast a timestamp,value CSV with an automatically chosen model", NULL, us_cli_forecast },
+	{ "plan", "capacity plan: instances per step and pre-allocation requests", NULL, us_cli_plan },
 };
 
 static void usage(FILE *out)

@@ -20,5 +20,10 @@ int us_cli_workloads(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_status(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_series(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_command(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_compare(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_anomalies(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_recommend(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_forecast(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_plan(const struct us_cli_opts *o, int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ for tp in sched_wakeup sched_wakeup_new sched_switch; do
 	grep -q "^OK .*tracepoint sched:$tp " "$T/probe.out" || fail "sched:$tp not OK"
 done
 grep -q 'kprobes .*not used' "$T/probe.out" || fail "kprobes not reported as not used"
+grep -q '^OK .*capture (bpf/capture.bpf.c) .*loaded and attached' "$T/probe.out" || fail "capture programs not loaded: $(grep capture "$T/probe.out")"
 [ "$(tail -n 1 "$T/probe.out")" = "agent can run here" ] || fail "last line: $(tail -n 1 "$T/probe.out")"
 
 info "--once --json --cgroup (busy cgroup)"

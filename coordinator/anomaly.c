@@ -1,0 +1,330 @@
+/* Online anomaly detector: see anomaly.h and docs/anomalies.md.
+ *
+ * Per point, in O(window):
+ *  1. baseline: median m and scale s of the last `window` values (kept as a
+ *     ring and a sorted copy); s is 1.4826 MAD, floored by a fraction of the
+ *     window's 1..99% spread so that a mostly-constant series (MAD 0) does not
+ *     turn every blip into infinity sigma;
+ *  2. deviations: z1 = (v - m) / s for the point, zk = (mean of the last K
+ *     points - m) / s for a level shift;
+ *  3. likelihood: each |z| is compressed (log1p) into a feature whose mean and
+ *     deviation over the last `window` points are tracked; the average of the
+ *     last few features is compared with that distribution and the Gaussian
+ *     tail gives a likelihood in [0,1]. The score is the larger of the two.
+ * An alert needs score >= threshold, the probation over, and `suppress`
+ * points since the last alert (NAB counts only the first detection in a
+ * window and charges every other one as a false positive). */
+#include "anomaly.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEVEL_K 6       /* points averaged for a level shift (30 min at 5 min) */
+#define SHORT_AVG 3     /* shift features averaged before the likelihood */
+#define MIN_BASE 16     /* values before any deviation is measured */
+#define MIN_FEAT 64     /* features before any likelihood */
+
+struct feat {
+	double *ring;           /* last `window` features */
+	size_t head, n;
+	double sum, sumsq;
+	double recent[SHORT_AVG];
+	size_t nrecent, navg;   /* navg: how many recent features are averaged */
+	unsigned long since_resum;
+};
+
+struct us_anomaly {
+	struct us_anomaly_params p;
+	double *vals;           /* ring of the last `window` values, oldest at head */
+	double *sorted;         /* the same values, ascending */
+	size_t head, n;
+	double level[LEVEL_K];
+	size_t nlevel;
+	double level_sum;
+	struct feat spike, shift;
+	uint64_t seen;
+	uint64_t last_alert;    /* point index + 1 of the last alert, 0 for none */
+	uint64_t check_at;      /* when to see whether a level shift held, 0 for never */
+};
+
+void us_anomaly_defaults(struct us_anomaly_params *p)
+{
+	p->window = 1024;
+	p->probation = 750;
+	p->suppress = 288;
+	p->threshold = 0.9999;
+}
+
+size_t us_anomaly_probation(size_t n)
+{
+	size_t p = (size_t)(0.15 * (double)n);
+
+	return p < 750 ? p : 750;
+}
+
+struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p)
+{
+	struct us_anomaly *a;
+
+	if (p->window < MIN_BASE || p->window > (1u << 20) || !(p->threshold > 0) ||
+	    !(p->threshold <= 1))
+		return NULL;
+	if (!(a = calloc(1, sizeof(*a))))
+		return NULL;
+	a->p = *p;
+	/* why: a spike is one point, averaging it with its neighbours would hide
+	 * it; the level-shift deviation is already a mean, its short average
+	 * only keeps one noisy mean from alerting (as Numenta's likelihood) */
+	a->spike.navg = 1;
+	a->shift.navg = SHORT_AVG;
+	a->vals = malloc(p->window * sizeof(double));
+	a->sorted = malloc(p->window * sizeof(double));
+	a->spike.ring = malloc(p->window * sizeof(double));
+	a->shift.ring = malloc(p->window * sizeof(double));
+	if (!a->vals || !a->sorted || !a->spike.ring || !a->shift.ring) {
+		us_anomaly_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void us_anomaly_free(struct us_anomaly *a)
+{
+	if (!a)
+		return;
+	free(a->vals);
+	free(a->sorted);
+	free(a->spike.ring);
+	free(a->shift.ring);
+	free(a);
+}
+
+/* ---- baseline ------------------------------------------------------------- */
+
+/* First index in sorted[0..n) whose value is >= v. */
+static size_t lower_bound(const double *sorted, size_t n, double v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sorted[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void baseline_push(struct us_anomaly *a, double v)
+{
+	size_t w = a->p.window, i;
+
+	if (a->n == w) {        /* drop the oldest from the sorted copy */
+		double old = a->vals[a->head];
+
+		i = lower_bound(a->sorted, a->n, old);
+		memmove(a->sorted + i, a->sorted + i + 1, (a->n - i - 1) * sizeof(double));
+		a->n--;
+		a->vals[a->head] = v;
+		a->head = (a->head + 1) % w;
+	} else {
+		a->vals[(a->head + a->n) % w] = v;
+	}
+	i = lower_bound(a->sorted, a->n, v);
+	memmove(a->sorted + i + 1, a->sorted + i, (a->n - i) * sizeof(double));
+	a->sorted[i] = v;
+	a->n++;
+}
+
+/* Median absolute deviation from m: the k-th smallest |x - m| found by
+ * walking outwards from m in the sorted values, O(n). */
+static double mad(const double *s, size_t n, double m)
+{
+	size_t k = n / 2, r = lower_bound(s, n, m);
+	size_t l = r;           /* candidates: s[l-1] going down, s[r] going up */
+	double d = 0;
+
+	for (size_t taken = 0; taken <= k; taken++) {
+		double dl = l > 0 ? m - s[l - 1] : INFINITY;
+		double dr = r < n ? s[r] - m : INFINITY;
+
+		if (dl <= dr)
+			d = dl, l--;
+		else
+			d = dr, r++;
+	}
+	return d;
+}
+
+static void baseline(const struct us_anomaly *a, double *m, double *s)
+{
+	const double *x = a->sorted;
+	size_t n = a->n;
+	double spread = x[(size_t)(0.99 * (double)(n - 1))] - x[(size_t)(0.01 * (double)(n - 1))];
+	double floor_s = 0.02 * spread;
+
+	*m = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+	*s = 1.4826 * mad(x, n, *m);
+	/* why: a series at one value most of the time has MAD 0; the spread of
+	 * the window (and last of all a tiny absolute floor) keeps z finite */
+	if (*s < floor_s)
+		*s = floor_s;
+	if (*s < 1e-9 * (fabs(*m) + 1))
+		*s = 1e-9 * (fabs(*m) + 1);
+}
+
+/* ---- likelihood ----------------------------------------------------------- */
+
+/* Adds feature f; returns the likelihood that the recent features are not
+ * drawn from the long-term distribution (before f was added), in [0,1]. */
+static double feat_push(struct feat *ft, size_t window, double f)
+{
+	double like = 0, avg = 0;
+
+	ft->recent[ft->nrecent++ % ft->navg] = f;
+	if (ft->n >= MIN_FEAT) {
+		double mean = ft->sum / (double)ft->n;
+		double var = ft->sumsq / (double)ft->n - mean * mean;
+		double sd = sqrt(var > 0 ? var : 0);
+		size_t k = ft->nrecent < ft->navg ? ft->nrecent : ft->navg;
+
+		for (size_t i = 0; i < k; i++)
+			avg += ft->recent[i];
+		avg /= (double)k;
+		if (sd < 1e-3)
+			sd = 1e-3;      /* features are log1p(|z|): 1e-3 is noise */
+		like = 1.0 - 0.5 * erfc((avg - mean) / sd / M_SQRT2);
+		like = like < 0 ? 0 : like;
+	}
+	if (ft->n == window) {
+		double old = ft->ring[ft->head];
+
+		ft->sum -= old;
+		ft->sumsq -= old * old;
+		ft->ring[ft->head] = f;
+		ft->head = (ft->head + 1) % window;
+	} else {
+		ft->ring[(ft->head + ft->n) % window] = f;
+		ft->n++;
+	}
+	ft->sum += f;
+	ft->sumsq += f * f;
+	/* why: add/subtract drifts; re-add from scratch once per window */
+	if (++ft->since_resum >= window) {
+		ft->sum = ft->sumsq = 0;
+		for (size_t i = 0; i < ft->n; i++) {
+			ft->sum += ft->ring[i];
+			ft->sumsq += ft->ring[i] * ft->ring[i];
+		}
+		ft->since_resum = 0;
+	}
+	return like;
+}
+
+/* ---- the step ------------------------------------------------------------- */
+
+/* After a level shift the old values describe a level that is gone: start
+ * the baseline again from the last LEVEL_K values and forget the deviations
+ * measured against the old level, which would otherwise widen the feature
+ * distribution and hide the next anomaly at the new level. */
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* LEVEL_K points after a level-shift alert, the shift is sustained when even
+ * the median of the last LEVEL_K values is off the baseline by 3 sigma: a
+ * burst of a few points moves the mean of the level window but not its
+ * median, and must not reset the baseline. */
+static int sustained(const struct us_anomaly *a, double m, double s)
+{
+	double v[LEVEL_K];
+
+	if (a->nlevel < LEVEL_K)
+		return 0;
+	memcpy(v, a->level, sizeof(v));
+	qsort(v, LEVEL_K, sizeof(double), cmp_double);
+	return fabs(0.5 * (v[LEVEL_K / 2 - 1] + v[LEVEL_K / 2]) - m) > 3 * s;
+}
+
+static void rebase(struct us_anomaly *a)
+{
+	size_t k = a->nlevel < LEVEL_K ? a->nlevel : LEVEL_K;
+
+	a->n = a->head = 0;
+	for (size_t i = a->nlevel - k; i < a->nlevel; i++)
+		baseline_push(a, a->level[i % LEVEL_K]);
+	a->spike.n = a->spike.head = a->spike.nrecent = a->spike.since_resum = 0;
+	a->shift.n = a->shift.head = a->shift.nrecent = a->shift.since_resum = 0;
+	a->spike.sum = a->spike.sumsq = a->shift.sum = a->shift.sumsq = 0;
+}
+
+void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r)
+{
+	double m = v, s = 1, z1 = 0, zk = 0, l1 = 0, lk = 0;
+	size_t nk;
+
+	memset(r, 0, sizeof(*r));
+	a->level_sum += v - (a->nlevel >= LEVEL_K ? a->level[a->nlevel % LEVEL_K] : 0);
+	a->level[a->nlevel++ % LEVEL_K] = v;
+	nk = a->nlevel < LEVEL_K ? a->nlevel : LEVEL_K;
+	if (a->n >= MIN_BASE) {
+		baseline(a, &m, &s);
+		z1 = (v - m) / s;
+		zk = (a->level_sum / (double)nk - m) / s;
+		l1 = feat_push(&a->spike, a->p.window, log1p(fabs(z1)));
+		lk = feat_push(&a->shift, a->p.window, log1p(fabs(zk)));
+	}
+	baseline_push(a, v);
+	a->seen++;
+
+	r->baseline = m;
+	if (l1 >= lk) {
+		r->score = l1;
+		r->sigma = z1;
+		r->kind = z1 >= 0 ? US_ANOM_SPIKE_UP : US_ANOM_SPIKE_DOWN;
+	} else {
+		r->score = lk;
+		r->sigma = zk;
+		r->kind = zk >= 0 ? US_ANOM_SHIFT_UP : US_ANOM_SHIFT_DOWN;
+	}
+	if (a->n <= MIN_BASE)
+		r->kind = US_ANOM_NONE;
+	if (r->score >= a->p.threshold && a->seen > a->p.probation &&
+	    (a->last_alert == 0 || a->seen - a->last_alert > a->p.suppress)) {
+		r->anomaly = 1;
+		a->last_alert = a->seen;
+		if (r->kind == US_ANOM_SHIFT_UP || r->kind == US_ANOM_SHIFT_DOWN)
+			a->check_at = a->seen + LEVEL_K;
+	} else if (a->check_at == a->seen) {
+		a->check_at = 0;
+		if (sustained(a, m, s))
+			rebase(a);
+	}
+}
+
+void us_anomaly_reason(const struct us_anomaly_result *r, char *buf, size_t len)
+{
+	const char *dir = r->sigma >= 0 ? "above" : "below";
+
+	switch (r->kind) {
+	case US_ANOM_SPIKE_UP:
+	case US_ANOM_SPIKE_DOWN:
+		snprintf(buf, len, "spike: value %.1f sigma %s the baseline %.6g", fabs(r->sigma), dir,
+			 r->baseline);
+		break;
+	case US_ANOM_SHIFT_UP:
+	case US_ANOM_SHIFT_DOWN:
+		snprintf(buf, len, "level shift: recent mean %.1f sigma %s the baseline %.6g",
+			 fabs(r->sigma), dir, r->baseline);
+		break;
+	default:
+		snprintf(buf, len, "learning");
+	}
+}
