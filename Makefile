@@ -45,6 +45,7 @@ AGENT_SRCS := $(wildcard agent/*.c)
 COORD_SRCS := $(filter-out coordinator/cli%.c,$(wildcard coordinator/*.c))
 CLI_SRCS := $(wildcard coordinator/cli*.c)
 CLI_SRCS += coordinator/anomaly.c  # the offline `anomalies` verb runs the detector
+CLI_SRCS += coordinator/report_html.c  # `compare --html`
 LOADGEN_SRCS := tools/loadgen/loadgen.c
 HTTPLOAD_SRCS := $(wildcard tools/httpload/*.c)
 BENCH_AGENT_SRCS := $(wildcard tools/bench_agent/*.c)

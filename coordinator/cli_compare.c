@@ -14,6 +14,7 @@
 
 #include "api.pb-c.h"
 #include "cli_output.h"
+#include "report_html.h"
 #include "csv_samples.h"
 #include "verdict.h"
 
@@ -27,6 +28,7 @@ struct compare_args {
 	bool paired;
 	struct us_policy pol;
 	bool tol_set;
+	const char *html;                         /* --html FILE */
 };
 
 static void compare_usage(FILE *out)
@@ -64,6 +66,9 @@ static void compare_usage(FILE *out)
 		"  --min-samples N    requests a side before a verdict (default 200)\n"
 		"  --seed N           bootstrap seed (default 1)\n"
 		"  --resamples N      bootstrap resamples, >= 1000 (default 2000)\n"
+		"Report:\n"
+		"  --html FILE        also write a self-contained HTML report (verdict, KPI\n"
+		"                     table with intervals, latency CDFs offline; no network)\n"
 		US_CLI_COMMON_HELP);
 }
 
@@ -97,6 +102,7 @@ static int apply_opt(struct compare_args *a, int c, const char *arg)
 
 	switch (c) {
 	case 's': a->since = arg; break;
+	case 'H': a->html = arg; break;
 	case 'P': a->prod = arg; break;
 	case 'S': a->shadow = arg; break;
 	case 'A': a->pairs = arg; break;
@@ -166,6 +172,7 @@ static int parse_args(int argc, char **argv, struct us_cli_opts *o, struct compa
 		{ "min-samples", required_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 'r' },
 		{ "resamples", required_argument, NULL, 'R' },
+		{ "html", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -493,6 +500,89 @@ static void to_response(const struct us_verdict *v, Understudy__Api__CompareResp
 	r->n_kpis = US_KPI_NR;
 }
 
+#define CDF_POINTS 200
+
+/* The empirical CDF of sorted values, thinned to CDF_POINTS points. */
+static size_t cdf_of(const double *sorted, size_t n, struct us_report_cdf_point *out)
+{
+	size_t k = n < CDF_POINTS ? n : CDF_POINTS;
+
+	for (size_t i = 0; i < k; i++) {
+		size_t idx = k > 1 ? i * (n - 1) / (k - 1) : 0;
+
+		out[i].value_ms = sorted[idx];
+		out[i].fraction = (double)(idx + 1) / (double)n;
+	}
+	return k;
+}
+
+/* A KPI's estimate and interval as the report's relative shift in %:
+ * ratios and shares around 1, differences (error rate) in points. */
+static double as_shift(const char *unit, double v)
+{
+	return unit && !strcmp(unit, "diff") ? v * 100 : (v - 1) * 100;
+}
+
+/* --html: the verdict as one self-contained page (coordinator/report_html.h);
+ * prod and shadow (sorted, may be NULL online) give the latency CDFs. */
+static int write_html(const char *path, const char *title,
+		      const Understudy__Api__CompareResponse *r, const double *prod, size_t np,
+		      const double *shadow, size_t ns)
+{
+	struct us_report_kpi *kpis = calloc(r->n_kpis ? r->n_kpis : 1, sizeof(*kpis));
+	struct us_report_cdf_point cp[CDF_POINTS], cs[CDF_POINTS];
+	struct us_report rep = {
+		.title = "understudy comparison", .workload = title, .decision = r->verdict,
+		.score = r->score, .confidence = r->confidence, .mode = r->mode,
+		.window_start = NAN, .window_end = NAN,
+	};
+	char err[256];
+	FILE *f = NULL;
+	int rc = -1;
+
+	if (!kpis)
+		goto cleanup;
+	for (size_t i = 0; i < r->n_kpis; i++) {
+		const Understudy__Api__CompareKpi *k = r->kpis[i];
+
+		kpis[i] = (struct us_report_kpi){
+			.name = k->name, .unit = k->unit, .production = NAN, .shadow = NAN,
+			.estimate = as_shift(k->unit, k->estimate),
+			.ci_low = as_shift(k->unit, k->ci_low), .ci_high = as_shift(k->unit, k->ci_high),
+			.cls = k->class_, .critical = k->critical,
+			.n_production = k->n_production, .n_shadow = k->n_shadow,
+		};
+	}
+	rep.kpis = kpis;
+	rep.n_kpis = r->n_kpis;
+	rep.cdf_production = cp;
+	rep.n_cdf_production = prod ? cdf_of(prod, np, cp) : 0;
+	rep.cdf_shadow = cs;
+	rep.n_cdf_shadow = shadow ? cdf_of(shadow, ns, cs) : 0;
+	f = fopen(path, "w");
+	if (!f) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		goto fail;
+	}
+	if (us_report_write_html(&rep, f, err, sizeof(err)) < 0)
+		goto fail;
+	if (fclose(f)) {
+		f = NULL;
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		goto fail;
+	}
+	f = NULL;
+	rc = 0;
+	goto cleanup;
+fail:
+	fprintf(stderr, "understudy compare: --html %s: %s\n", path, err);
+cleanup:
+	if (f)
+		fclose(f);
+	free(kpis);
+	return rc;
+}
+
 static int compare_offline(const struct us_cli_opts *o, struct compare_args *a)
 {
 	Understudy__Api__CompareKpi rows[US_KPI_NR], *ptrs[US_KPI_NR];
@@ -519,6 +609,9 @@ static int compare_offline(const struct us_cli_opts *o, struct compare_args *a)
 		goto oom;
 	to_response(v, &resp, rows, ptrs);
 	rc = print_result(o, &resp, note) < 0 ? US_EXIT_FAIL : verdict_exit(resp.verdict);
+	if (a->html && write_html(a->html, a->pairs ? a->pairs : a->prod, &resp, in.prod,
+				  in.n_prod, in.shadow, in.n_shadow) < 0)
+		rc = US_EXIT_FAIL;
 	goto cleanup;
 oom:
 	fprintf(stderr, "understudy compare: out of memory\n");
@@ -550,6 +643,8 @@ static int compare_online(const struct us_cli_opts *o, const struct compare_args
 	const Understudy__Api__CompareResponse *r = (const void *)resp;
 
 	rc = print_result(o, r, NULL) < 0 ? US_EXIT_FAIL : verdict_exit(r->verdict);
+	if (a->html && write_html(a->html, a->workload, r, NULL, 0, NULL, 0) < 0)
+		rc = US_EXIT_FAIL;
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }

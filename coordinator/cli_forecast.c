@@ -40,7 +40,7 @@ static void forecast_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: understudy forecast --input FILE.csv --horizon N [--season auto|none|P[,P2]]\n"
-		"                           [--level 80,95] [--model auto|snaive|ets|decomp|theta|mean]\n"
+		"                           [--level 80,95] [--model auto|snaive|ets|decomp|theta|mean|arima]\n"
 		"                           [--allow-duplicates] [--allow-negative] [--max-gap N]\n"
 		"                           [--events FILE.yaml] [--svg FILE]\n"
 		"                           [-o table|json|csv]\n"
@@ -110,6 +110,7 @@ static unsigned parse_model(const char *s)
 	static const struct { const char *name; unsigned bit; } m[] = {
 		{ "auto", 0 }, { "snaive", US_FC_SNAIVE }, { "ets", US_FC_ETS },
 		{ "decomp", US_FC_DECOMP }, { "theta", US_FC_THETA }, { "mean", US_FC_MEAN },
+		{ "arima", US_FC_ARIMA },
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)

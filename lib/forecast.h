@@ -27,7 +27,7 @@ enum {
 	US_FC_ETS = 1u << 1,       /* ETS on the raw series (period <= US_FC_ETS_MAX_PERIOD) */
 	US_FC_DECOMP = 1u << 2,    /* multi-seasonal decomposition + ETS on the adjusted series */
 	US_FC_THETA = 1u << 3,     /* Theta (Hyndman & Billah), seasonally adjusted */
-	US_FC_ARIMA = 1u << 4,     /* seasonal ARIMA (forecast_arima.h), when built in */
+	US_FC_ARIMA = 1u << 4,     /* seasonal ARIMA (forecast_arima.h); automatic only up to 1,500 points */
 	US_FC_MEAN = 1u << 5,      /* robust recent level + seasonal profile (a cheap baseline) */
 	US_FC_COMB = 1u << 6,      /* equal-weight mean of the decomposition families */
 	US_FC_ALL = 0x7f,

@@ -8,17 +8,18 @@
  * the indices of their structurally non-zero terms so a seasonal model
  * costs what its number of parameters costs, not what s costs.
  *
- * Estimation. Parameters are optimised on an unconstrained scale: each
- * polynomial factor is mapped from tanh(raw) partial autocorrelations by
- * the Durbin-Levinson recursion (Jones 1980, R's partrans), applied to the
- * MA factors too, so every point the optimiser visits is stationary and
- * invertible and no penalty cliff disturbs BFGS. The series is scaled to
- * unit variance first so one step size and tolerance fit every series.
- * Conditional sum of squares (CSS) gives starting values; exact Gaussian
+ * Estimation. The series is scaled to unit variance so one step size and
+ * tolerance fit every series. Conditional sum of squares (CSS) is
+ * minimised by BFGS directly in coefficient space, where it is smooth and
+ * well conditioned, from Hannan-Rissanen starting values. Exact Gaussian
  * likelihood (ML) by a Kalman filter on Harvey's state-space form refines
- * them. The filter's initial covariance solves P = T P T' + R R' by the
- * doubling algorithm, and once P has converged to R R' the filter becomes
- * the plain innovations recursion, O(r) a step, so long series are cheap.
+ * it on an unconstrained scale: each polynomial factor is mapped from
+ * tanh(raw) partial autocorrelations by the Durbin-Levinson recursion
+ * (Jones 1980, R's partrans), for the MA factors too, so every point the
+ * optimiser visits is stationary and invertible. The filter's initial
+ * covariance solves P = T P T' + R R' by the doubling algorithm, and once
+ * P has converged to R R' the filter becomes the plain innovations
+ * recursion, O(r) a step, so long series are cheap.
  *
  * Search. As Hyndman & Khandakar (2008): D from seasonal strength, d from
  * KPSS, four starting models, then single and paired +-1 moves on

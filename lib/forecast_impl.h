@@ -83,6 +83,8 @@ struct us_fc_fit {
 	struct us_ets_model ets;
 	int have_ets;
 	double theta_b;         /* Theta: the drift (slope / 2) */
+	int arima_order[8];     /* ARIMA: p d q P D Q period constant, for refit() */
+	int have_arima;
 };
 
 struct us_fc_family {

@@ -93,3 +93,13 @@ bad missing.csv "No such file" --production "$T/missing.csv" --shadow "$T/a.csv"
 expect 2 "no files" "$U" compare --production "$T/a.csv"
 expect 2 "bad tolerance" "$U" compare --production "$T/a.csv" --shadow "$T/b.csv" --tolerance x
 info "bad input: exit 2 naming file and line"
+
+# --html: one self-contained page with the verdict, every KPI and both CDFs
+expect 1 "html report" "$U" compare --baseline "$T/a.csv" --candidate "$T/slow.csv" --html "$T/r.html"
+grep -q "Fail" "$T/r.html" || fail "report lacks the verdict"
+for k in latency_p99 error_rate; do grep -q "$k" "$T/r.html" || fail "report lacks KPI $k"; done
+[ "$(grep -c '<svg' "$T/r.html")" -ge 2 ] || fail "report has no charts"
+if grep -Eq 'https?://' "$T/r.html"; then fail "report references the network"; fi
+expect 1 "html to a bad path" "$U" compare --baseline "$T/a.csv" --candidate "$T/slow.csv" --html /nonexistent/r.html
+grep -q "html /nonexistent/r.html" "$T/err" || fail "bad --html path not named: $(cat "$T/err")"
+info "--html writes a self-contained report"

@@ -132,6 +132,20 @@ for _ in $(seq 1 100); do [ "$(q "$paired")" = 1408 ] && break; sleep 0.1; done
 [ "$(q "$paired")" = 1408 ] || fail "paired samples stored: $(q "$paired") of 1408;
 	$(q "SELECT shadow_outcome, status_code, shadow_status_code, count(*) FROM request_samples GROUP BY 1, 2, 3")"
 info "1408 requests stored with production and shadow latency and status paired"
+# the coordinator's comparison runs on them, in paired mode
+rc=0; "$BIN/understudy" --server "unix://$T/api.sock" -o json compare web --since 1h \
+	>"$T/compare.json" 2>"$T/compare.err" || rc=$?
+case $rc in 0|1|3) ;; *) fail "compare web: exit $rc: $(cat "$T/compare.err")";; esac
+python3 - "$T/compare.json" <<'PY' || fail "compare web: $(cat "$T/compare.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc if isinstance(doc, list) else doc.get("kpis", [doc])
+text = json.dumps(doc)
+assert "paired" in text, "not paired"
+lat = [r for r in rows if isinstance(r, dict) and r.get("kpi", r.get("name")) == "latency"]
+assert lat and int(lat[0]["n_production"]) >= 1408, lat
+print("  compare web: paired, %d pairs" % int(lat[0]["n_production"]))
+PY
 
 info "default method filter: POSTs not mirrored, GETs are"
 : >"$T/prod/logs/access.log"; : >"$T/shadow/logs/access.log"
