@@ -154,7 +154,7 @@ static unsigned acf_peak(const double *x, size_t n, unsigned p, double var)
 	if (arg == lo || arg == hi || best < rlo + PEAK_MARGIN || best < rhi + PEAK_MARGIN)
 		return 0;
 	/* a calendar period wins over its neighbours when it is nearly as good */
-	if (acf(x, n, p, var) > best - PEAK_MARGIN / 2)
+	if (acf(x, n, p, var) >= 0.9 * best)
 		arg = p;
 	return (unsigned)arg;
 }

@@ -345,7 +345,11 @@ static void cv_plan(const double *y, size_t n, size_t h, const unsigned *seasons
 {
 	size_t minlen = ns ? 2 * (size_t)seasons[0] + 1 : 16;
 
-	cv->hv = h < n / 4 ? h : n / 4;
+	/* at least one period (or 24 steps): a 2-step validation would
+	 * choose on noise */
+	size_t want = ns && seasons[0] > h ? seasons[0] : (h < 24 ? 24 : h);
+
+	cv->hv = want < n / 4 ? want : n / 4;
 	cv->norig = 0;
 	if (cv->hv == 0)
 		return;
