@@ -17,6 +17,7 @@
 #include "cli_output.h"
 #include "fc_events.h"
 #include "forecast.h"
+#include "cli_history.h"
 #include "forecast_csv.h"
 #include "svg_chart.h"
 #include "tscsv.h"
@@ -25,6 +26,8 @@
 
 struct fc_opts {
 	const char *input;
+	const char *workload;    /* online: the stored history (cli_history.h) */
+	const char *metric, *history, *step;
 	const char *horizon;
 	const char *season;
 	const char *events;      /* business forecast YAML (lib/fc_events.h) */
@@ -63,7 +66,15 @@ static void forecast_usage(FILE *out)
 		"  --svg F             also write an SVG chart of the history and the forecast\n"
 		"  -q, --quiet         do not report the model on stderr\n"
 		"  -o table|json|csv   output format\n"
-		"Exit status: 0, 1 when no model fits, 2 for usage or input errors (FILE:LINE).\n");
+		"Exit status: 0, 1 when no model fits, 2 for usage or input errors (FILE:LINE).\n"
+		"\n"
+		"       understudy forecast WORKLOAD --horizon 48h [--metric requests] [--history 14d]\n"
+		"                           [--step 5m] [OPTIONS]\n"
+		"\n"
+		"The same forecast of WORKLOAD's stored history, fetched from the coordinator\n"
+		"(Series/Query): --metric per second (a counter's increase, or a histogram's\n"
+		"sample count), over --history at --step.\n"
+		US_CLI_COMMON_HELP);
 }
 
 static int parse_levels(const char *s, double *level)
@@ -282,7 +293,17 @@ static int run(const struct fc_opts *fo, const struct us_cli_opts *o)
 	int rc = US_EXIT_USAGE;
 
 	memset(&out, 0, sizeof(out));
-	if (us_fc_csv_read(fo->input, fo->csv_flags, fo->max_gap, &s, err, sizeof(err)) < 0) {
+	memset(&s, 0, sizeof(s));
+	if (fo->workload) {
+		struct us_history_query q = { .workload = fo->workload, .metric = fo->metric,
+					      .since = fo->history, .step = fo->step };
+
+		rc = us_cli_fetch_history(o, "forecast", &q, &s);
+		if (rc != US_EXIT_OK)
+			return rc;
+		rc = US_EXIT_USAGE;
+	} else if (us_fc_csv_read(fo->input, fo->csv_flags, fo->max_gap, &s, err,
+				  sizeof(err)) < 0) {
 		fprintf(stderr, "understudy forecast: %s\n", err);
 		return US_EXIT_USAGE;
 	}
@@ -334,6 +355,9 @@ int us_cli_forecast(const struct us_cli_opts *global, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "svg", required_argument, NULL, 'S' },
+		{ "metric", required_argument, NULL, 'M' },
+		{ "history", required_argument, NULL, 'Y' },
+		{ "step", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		US_CLI_COMMON_OPTIONS,
 		{ 0 },
@@ -354,6 +378,9 @@ int us_cli_forecast(const struct us_cli_opts *global, int argc, char **argv)
 		case 'q': fo.quiet = 1; break;
 		case 'e': fo.events = optarg; break;
 		case 'S': fo.svg = optarg; break;
+		case 'M': fo.metric = optarg; break;
+		case 'Y': fo.history = optarg; break;
+		case 'T': fo.step = optarg; break;
 		case 'l':
 			if (parse_levels(optarg, fo.level) < 0) {
 				fprintf(stderr, "understudy forecast: --level: expected A,B in (0,100): %s\n", optarg);
@@ -381,9 +408,12 @@ int us_cli_forecast(const struct us_cli_opts *global, int argc, char **argv)
 			return US_EXIT_USAGE;
 		}
 	}
+	if (!fo.input && optind == argc - 1) {
+		fo.workload = argv[optind++];
+		fo.input = fo.workload; /* names the series in messages and the chart */
+	}
 	if (!fo.input) {
-		fprintf(stderr, "understudy forecast: --input FILE.csv is required"
-				" (online forecasts of a WORKLOAD are not implemented yet)\n");
+		fprintf(stderr, "understudy forecast: --input FILE.csv or a WORKLOAD is required\n");
 		forecast_usage(stderr);
 		return US_EXIT_USAGE;
 	}

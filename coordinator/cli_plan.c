@@ -3,7 +3,8 @@
  * business forecast and calendar (--events, lib/fc_events.h), sizes every
  * step (lib/plan.h) and prints steps with demand, instances and the
  * pre-allocation requests, optionally as an SVG chart (lib/svg_chart.h).
- * `understudy plan WORKLOAD` asks the coordinator (Plan/Make).
+ * `understudy plan WORKLOAD` runs the same pipeline over the workload's
+ * stored history, fetched from the coordinator (cli_history.h).
  * Bad input exits 2 naming file and line; see docs/plan.md. */
 #include "cli.h"
 
@@ -16,6 +17,7 @@
 
 #include "api.pb-c.h"
 #include "catalog.h"
+#include "cli_history.h"
 #include "cli_output.h"
 #include "fc_events.h"
 #include "forecast.h"
@@ -30,6 +32,7 @@
 struct plan_opts {
 	const char *input, *events, *svg, *type, *catalog, *season;
 	const char *horizon;           /* "48h" (a duration) or "576" (steps) */
+	const char *metric, *history, *step;   /* online: the stored series */
 	unsigned csv_flags;
 	struct us_plan_params p;
 	struct us_capacity_in cap;
@@ -72,9 +75,12 @@ static void plan_usage(FILE *out)
 		"  --allow-duplicates   average points with equal timestamps\n"
 		"  -o table|json|csv    output format\n"
 		"\n"
-		"       understudy plan WORKLOAD [--horizon 48h] [OPTIONS]\n"
+		"       understudy plan WORKLOAD --capacity R [--metric requests] [--history 14d]\n"
+		"                       [--step 5m] [OPTIONS]\n"
 		"\n"
-		"Asks the coordinator for WORKLOAD's plan (Plan/Make).\n"
+		"The same plan over WORKLOAD's stored history, fetched from the coordinator\n"
+		"(Series/Query): --metric per second (a counter's increase, or a histogram's\n"
+		"sample count, so request_latency counts requests), over --history at --step.\n"
 		US_CLI_COMMON_HELP);
 }
 
@@ -247,16 +253,24 @@ static int capacity(struct plan_opts *po, struct run *r)
 	return 0;
 }
 
+static int load_input(const struct plan_opts *po, struct run *r)
+{
+	char err[1024];
+
+	if (us_fc_csv_read(po->input, po->csv_flags, 0, &r->s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "understudy plan: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fits r->s (from a file or the coordinator) and forecasts the horizon. */
 static int forecast(const struct plan_opts *po, struct run *r)
 {
 	struct us_fc_input in = { 0 };
 	char err[1024];
 	size_t h;
 
-	if (us_fc_csv_read(po->input, po->csv_flags, 0, &r->s, err, sizeof(err)) < 0) {
-		fprintf(stderr, "understudy plan: %s\n", err);
-		return -1;
-	}
 	if (r->s.step_us < 1000000) {
 		fprintf(stderr, "understudy plan: %s: steps shorter than a second are not supported\n",
 			po->input);
@@ -386,18 +400,18 @@ static void summary(FILE *out, const struct plan_opts *po, const struct run *r)
 		r->plan.nrequests, r->plan.ncapped ? ", some steps capped at --max-instances" : "");
 }
 
-static int run_offline(const struct us_cli_opts *o, struct plan_opts *po)
+/* The plan of a loaded history (r->s): forecast, business effects, sizing,
+ * output. Shared by the offline and the online verb. */
+static int run_plan(const struct us_cli_opts *o, struct plan_opts *po, struct run *r)
 {
 	FILE *info = o->format == US_OUT_TABLE ? stdout : stderr;
 	struct us_table *t = NULL;
-	struct run r;
 	char err[1024];
 	int rc = US_EXIT_USAGE;
 
-	memset(&r, 0, sizeof(r));
-	if (capacity(po, &r) < 0 || forecast(po, &r) < 0 || business(po, &r, info) < 0)
+	if (forecast(po, r) < 0 || business(po, r, info) < 0)
 		goto cleanup;
-	if (us_plan_build(&r.fc, &po->p, &r.plan, err, sizeof(err)) < 0) {
+	if (us_plan_build(&r->fc, &po->p, &r->plan, err, sizeof(err)) < 0) {
 		fprintf(stderr, "understudy plan: %s\n", err);
 		goto cleanup;
 	}
@@ -406,36 +420,53 @@ static int run_offline(const struct us_cli_opts *o, struct plan_opts *po)
 		fprintf(stderr, "understudy plan: out of memory\n");
 		goto cleanup;
 	}
-	for (size_t i = 0; i < r.plan.n; i++)
-		if (add_step(t, &r.plan.steps[i], 1) < 0) {
+	for (size_t i = 0; i < r->plan.n; i++)
+		if (add_step(t, &r->plan.steps[i], 1) < 0) {
 			fprintf(stderr, "understudy plan: out of memory\n");
 			goto cleanup;
 		}
-	if (po->svg && write_svg(po, &r) < 0)
+	if (po->svg && write_svg(po, r) < 0)
 		goto cleanup;
-	summary(info, po, &r);
+	summary(info, po, r);
 	us_table_print(t, o->format, stdout);
 	rc = US_EXIT_OK;
 cleanup:
 	us_table_free(t);
+	return rc;
+}
+
+static int run_offline(const struct us_cli_opts *o, struct plan_opts *po)
+{
+	struct run r;
+	int rc = US_EXIT_USAGE;
+
+	memset(&r, 0, sizeof(r));
+	if (capacity(po, &r) == 0 && load_input(po, &r) == 0)
+		rc = run_plan(o, po, &r);
 	run_free(&r);
 	return rc;
 }
 
-static int run_online(const struct us_cli_opts *o, const char *workload, const char *horizon)
+/* `plan WORKLOAD`: the same plan over the coordinator's stored history of
+ * --metric (default requests, as a rate per second). */
+static int run_online(const struct us_cli_opts *o, struct plan_opts *po, const char *workload)
 {
-	Understudy__Api__PlanRequest req = UNDERSTUDY__API__PLAN_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
+	struct us_history_query q = { .workload = workload, .metric = po->metric,
+				      .since = po->history, .step = po->step };
+	struct run r;
 	int rc;
 
-	req.workload = (char *)workload;
-	req.horizon = (char *)(horizon ? horizon : "");
-	rc = us_cli_rpc(o, "plan", "/understudy.api.Plan/Make", &req.base,
-			&understudy__api__plan_response__descriptor, &resp);
+	memset(&r, 0, sizeof(r));
+	po->input = workload; /* names the series in messages and the chart */
+	if (capacity(po, &r) < 0) {
+		rc = US_EXIT_USAGE;
+		goto cleanup;
+	}
+	rc = us_cli_fetch_history(o, "plan", &q, &r.s);
 	if (rc == US_EXIT_OK)
-		fputs(((Understudy__Api__PlanResponse *)resp)->plan, stdout);
-	if (resp)
-		protobuf_c_message_free_unpacked(resp, NULL);
+		rc = run_plan(o, po, &r);
+cleanup:
+	run_free(&r);
 	return rc;
 }
 
@@ -444,7 +475,7 @@ static int run_online(const struct us_cli_opts *o, const char *workload, const c
 enum {
 	O_CAPACITY = 0x200, O_SHADOW_RPS, O_SHADOW_CPU, O_TYPE, O_CPU, O_CATALOG, O_HORIZON,
 	O_SEASON, O_QUANTILE, O_HEADROOM, O_LEAD, O_MIN, O_MAX, O_MAXBUF, O_INCMAX, O_CURRENT,
-	O_EVENTS, O_SVG, O_DUP,
+	O_EVENTS, O_SVG, O_DUP, O_METRIC, O_HISTORY, O_STEP,
 };
 
 static int plan_opt(struct plan_opts *po, int c, const char *arg)
@@ -479,6 +510,9 @@ static int plan_opt(struct plan_opts *po, int c, const char *arg)
 	case O_EVENTS: po->events = arg; return 0;
 	case O_SVG: po->svg = arg; return 0;
 	case O_DUP: po->csv_flags |= US_FCCSV_DUP_OK; return 0;
+	case O_METRIC: po->metric = arg; return 0;
+	case O_HISTORY: po->history = arg; return 0;
+	case O_STEP: po->step = arg; return 0;
 	}
 	return 1;
 }
@@ -504,6 +538,9 @@ int us_cli_plan(const struct us_cli_opts *global, int argc, char **argv)
 		{ "increase-max", no_argument, NULL, O_INCMAX },
 		{ "current", required_argument, NULL, O_CURRENT },
 		{ "events", required_argument, NULL, O_EVENTS },
+		{ "metric", required_argument, NULL, O_METRIC },
+		{ "history", required_argument, NULL, O_HISTORY },
+		{ "step", required_argument, NULL, O_STEP },
 		{ "svg", required_argument, NULL, O_SVG },
 		{ "allow-duplicates", no_argument, NULL, O_DUP },
 		{ "help", no_argument, NULL, 'h' },
@@ -531,7 +568,7 @@ int us_cli_plan(const struct us_cli_opts *global, int argc, char **argv)
 		return US_EXIT_USAGE;
 	}
 	if (!po.input && optind == argc - 1)
-		return run_online(&o, argv[optind], po.horizon);
+		return run_online(&o, &po, argv[optind]);
 	if (!po.input) {
 		fprintf(stderr, "understudy plan: --input FILE.csv or a WORKLOAD is required\n");
 		plan_usage(stderr);

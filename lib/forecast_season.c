@@ -132,7 +132,7 @@ static int cmp_unsigned(const void *a, const void *b)
 
 /* The period within +-5% of p with the highest autocorrelation if it is a
  * significant peak, else 0. */
-static unsigned acf_peak(const double *x, size_t n, unsigned p, double var)
+static unsigned acf_peak(const double *x, size_t n, unsigned p, double var, int calendar)
 {
 	size_t d = p / 20 ? p / 20 : 1, lo = p > d ? p - d : 1, hi = p + d, arg = p;
 	double best = -2, rlo, rhi;
@@ -153,18 +153,27 @@ static unsigned acf_peak(const double *x, size_t n, unsigned p, double var)
 		return 0;
 	if (arg == lo || arg == hi || best < rlo + PEAK_MARGIN || best < rhi + PEAK_MARGIN)
 		return 0;
-	/* a calendar period wins over its neighbours when it is nearly as good */
-	if (acf(x, n, p, var) >= 0.9 * best)
+	/* a calendar period wins over its neighbours: on noisy data the
+	 * highest lag wanders by one or two around 288 */
+	if (calendar || acf(x, n, p, var) >= 0.9 * best)
 		arg = p;
 	return (unsigned)arg;
+}
+
+static int is_calendar(const unsigned *cal, size_t ncal, unsigned p)
+{
+	for (size_t i = 0; i < ncal; i++)
+		if (cal[i] == p)
+			return 1;
+	return 0;
 }
 
 size_t us_fc_detect_seasons(const double *y, size_t n, double step_s, unsigned *seasons,
 			    size_t max)
 {
 	static const double cal[] = { 3600, 86400, 604800 };
-	unsigned c[MAX_CAND];
-	size_t nc = 0, found = 0;
+	unsigned c[MAX_CAND], calp[MAX_CAND];
+	size_t nc = 0, ncal, found = 0;
 	double *x = NULL, *buf = NULL, var = 0;
 
 	if (n < 8 || max == 0)
@@ -181,7 +190,10 @@ size_t us_fc_detect_seasons(const double *y, size_t n, double step_s, unsigned *
 		if (p >= 2 && fabs(p - round(p)) < 0.01 * p && 2 * round(p) <= n)
 			nc = add_cand(c, nc, (unsigned)round(p));
 	}
+	ncal = nc;
 	nc = fft_candidates(x, n, c, nc);
+	/* c[0..ncal) are the calendar ones; keep that knowledge past the sort */
+	memcpy(calp, c, ncal * sizeof(c[0]));
 	qsort(c, nc, sizeof(c[0]), cmp_unsigned);
 	for (size_t i = 0; i < nc && found < max; i++) {
 		unsigned p;
@@ -189,7 +201,7 @@ size_t us_fc_detect_seasons(const double *y, size_t n, double step_s, unsigned *
 		var = 0;
 		for (size_t t = 0; t < n; t++)
 			var += x[t] * x[t];
-		p = acf_peak(x, n, c[i], var);
+		p = acf_peak(x, n, c[i], var, is_calendar(calp, ncal, c[i]));
 		if (!p || 2 * (size_t)p > n)
 			continue;
 		if (found && p <= seasons[found - 1] + seasons[found - 1] / 20)
