@@ -498,22 +498,21 @@ static void to_response(const struct us_verdict *v, Understudy__Api__CompareResp
 	}
 	r->kpis = ptrs;
 	r->n_kpis = US_KPI_NR;
+	r->cdf_production = (double *)v->cdf_prod;
+	r->cdf_shadow = (double *)v->cdf_shadow;
+	r->n_cdf_production = r->n_cdf_shadow = v->n_cdf;
 }
 
-#define CDF_POINTS 200
-
-/* The empirical CDF of sorted values, thinned to CDF_POINTS points. */
-static size_t cdf_of(const double *sorted, size_t n, struct us_report_cdf_point *out)
+/* Quantiles at even fractions (the response's cdf_*) as report points;
+ * scale turns the samples' unit into ms (online: ns). */
+static size_t cdf_points(const double *q, size_t n, double scale,
+			 struct us_report_cdf_point *out)
 {
-	size_t k = n < CDF_POINTS ? n : CDF_POINTS;
-
-	for (size_t i = 0; i < k; i++) {
-		size_t idx = k > 1 ? i * (n - 1) / (k - 1) : 0;
-
-		out[i].value_ms = sorted[idx];
-		out[i].fraction = (double)(idx + 1) / (double)n;
+	for (size_t i = 0; i < n; i++) {
+		out[i].value_ms = q[i] * scale;
+		out[i].fraction = n > 1 ? (double)i / (double)(n - 1) : 1.0;
 	}
-	return k;
+	return n;
 }
 
 /* A KPI's estimate and interval as the report's relative shift in %:
@@ -524,13 +523,14 @@ static double as_shift(const char *unit, double v)
 }
 
 /* --html: the verdict as one self-contained page (coordinator/report_html.h);
- * prod and shadow (sorted, may be NULL online) give the latency CDFs. */
+ * scale turns latency samples into ms (1 offline, 1e-6 online: ns). */
 static int write_html(const char *path, const char *title,
-		      const Understudy__Api__CompareResponse *r, const double *prod, size_t np,
-		      const double *shadow, size_t ns)
+		      const Understudy__Api__CompareResponse *r, double scale)
 {
 	struct us_report_kpi *kpis = calloc(r->n_kpis ? r->n_kpis : 1, sizeof(*kpis));
-	struct us_report_cdf_point cp[CDF_POINTS], cs[CDF_POINTS];
+	struct us_report_cdf_point cp[US_CDF_POINTS], cs[US_CDF_POINTS];
+	size_t ncp = r->n_cdf_production < US_CDF_POINTS ? r->n_cdf_production : US_CDF_POINTS;
+	size_t ncs = r->n_cdf_shadow < US_CDF_POINTS ? r->n_cdf_shadow : US_CDF_POINTS;
 	struct us_report rep = {
 		.title = "understudy comparison", .workload = title, .decision = r->verdict,
 		.score = r->score, .confidence = r->confidence, .mode = r->mode,
@@ -556,9 +556,9 @@ static int write_html(const char *path, const char *title,
 	rep.kpis = kpis;
 	rep.n_kpis = r->n_kpis;
 	rep.cdf_production = cp;
-	rep.n_cdf_production = prod ? cdf_of(prod, np, cp) : 0;
+	rep.n_cdf_production = cdf_points(r->cdf_production, ncp, scale, cp);
 	rep.cdf_shadow = cs;
-	rep.n_cdf_shadow = shadow ? cdf_of(shadow, ns, cs) : 0;
+	rep.n_cdf_shadow = cdf_points(r->cdf_shadow, ncs, scale, cs);
 	f = fopen(path, "w");
 	if (!f) {
 		snprintf(err, sizeof(err), "%s", strerror(errno));
@@ -609,8 +609,7 @@ static int compare_offline(const struct us_cli_opts *o, struct compare_args *a)
 		goto oom;
 	to_response(v, &resp, rows, ptrs);
 	rc = print_result(o, &resp, note) < 0 ? US_EXIT_FAIL : verdict_exit(resp.verdict);
-	if (a->html && write_html(a->html, a->pairs ? a->pairs : a->prod, &resp, in.prod,
-				  in.n_prod, in.shadow, in.n_shadow) < 0)
+	if (a->html && write_html(a->html, a->pairs ? a->pairs : a->prod, &resp, 1.0) < 0)
 		rc = US_EXIT_FAIL;
 	goto cleanup;
 oom:
@@ -643,7 +642,7 @@ static int compare_online(const struct us_cli_opts *o, const struct compare_args
 	const Understudy__Api__CompareResponse *r = (const void *)resp;
 
 	rc = print_result(o, r, NULL) < 0 ? US_EXIT_FAIL : verdict_exit(r->verdict);
-	if (a->html && write_html(a->html, a->workload, r, NULL, 0, NULL, 0) < 0)
+	if (a->html && write_html(a->html, a->workload, r, 1e-6) < 0)
 		rc = US_EXIT_FAIL;
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;

@@ -354,6 +354,15 @@ Understudy__Api__CompareResponse *us_compare_response(const struct us_verdict *v
 	r->kpis = calloc(US_KPI_NR, sizeof(*r->kpis));
 	if (!r->verdict || !r->reason || !r->mode || !r->kpis)
 		goto fail;
+	if (v->n_cdf) {
+		r->cdf_production = malloc(v->n_cdf * sizeof(double));
+		r->cdf_shadow = malloc(v->n_cdf * sizeof(double));
+		if (!r->cdf_production || !r->cdf_shadow)
+			goto fail;
+		memcpy(r->cdf_production, v->cdf_prod, v->n_cdf * sizeof(double));
+		memcpy(r->cdf_shadow, v->cdf_shadow, v->n_cdf * sizeof(double));
+		r->n_cdf_production = r->n_cdf_shadow = v->n_cdf;
+	}
 	for (int i = 0; i < US_KPI_NR; i++) {
 		const struct us_kpi *k = &v->kpi[i];
 		Understudy__Api__CompareKpi *o = malloc(sizeof(*o));

@@ -329,6 +329,11 @@ static int latency_kpis(const struct us_policy *pol, struct us_cmp_input *in,
 		return -1;
 	us_stats_sort(in->prod, in->n_prod);
 	us_stats_sort(in->shadow, in->n_shadow);
+	for (int i = 0; i < US_CDF_POINTS; i++) {
+		v->cdf_prod[i] = in->prod[(size_t)i * (in->n_prod - 1) / (US_CDF_POINTS - 1)];
+		v->cdf_shadow[i] = in->shadow[(size_t)i * (in->n_shadow - 1) / (US_CDF_POINTS - 1)];
+	}
+	v->n_cdf = US_CDF_POINTS;
 	if (!in->paired && kpi_location(pol, in, &v->kpi[US_KPI_LATENCY]) < 0)
 		return -1;
 	us_osample_from_sorted(&sp, in->prod, in->n_prod);

@@ -85,8 +85,14 @@ struct us_kpi {
 	uint64_t n_prod, n_shadow;
 };
 
+#define US_CDF_POINTS 101   /* latency quantiles at 0%, 1%, ..., 100% */
+
 struct us_verdict {
 	struct us_kpi kpi[US_KPI_NR];
+	/* both sides' latency distributions, for reports; n_cdf is 0 when
+	 * there were too few samples for a verdict */
+	double cdf_prod[US_CDF_POINTS], cdf_shadow[US_CDF_POINTS];
+	size_t n_cdf;
 	enum us_decision decision;
 	double score;           /* 0-100 */
 	double confidence;      /* [0, 1] */

@@ -134,7 +134,7 @@ for _ in $(seq 1 100); do [ "$(q "$paired")" = 1408 ] && break; sleep 0.1; done
 info "1408 requests stored with production and shadow latency and status paired"
 # the coordinator's comparison runs on them, in paired mode
 rc=0; "$BIN/understudy" --server "unix://$T/api.sock" -o json compare web --since 1h \
-	>"$T/compare.json" 2>"$T/compare.err" || rc=$?
+	--html "$T/report.html" >"$T/compare.json" 2>"$T/compare.err" || rc=$?
 case $rc in 0|1|3) ;; *) fail "compare web: exit $rc: $(cat "$T/compare.err")";; esac
 python3 - "$T/compare.json" <<'PY' || fail "compare web: $(cat "$T/compare.json")"
 import json, sys
@@ -146,6 +146,8 @@ lat = [r for r in rows if isinstance(r, dict) and r.get("kpi", r.get("name")) ==
 assert lat and int(lat[0]["n_production"]) >= 1408, lat
 print("  compare web: paired, %d pairs" % int(lat[0]["n_production"]))
 PY
+# the report has both sides' latency distributions
+[ "$(grep -o '<path fill="none"' "$T/report.html" | wc -l)" -ge 2 ] || fail "report without latency CDFs"
 
 info "default method filter: POSTs not mirrored, GETs are"
 : >"$T/prod/logs/access.log"; : >"$T/shadow/logs/access.log"
