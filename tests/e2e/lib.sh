@@ -59,10 +59,13 @@ coord_start() {
 		# and the API on the test's own socket, not /run/understudy/api.sock
 		[[ " $* " == *" api: "* || "$*" == *"api:"* ]] || printf 'api:\n  socket: %s/api.sock\n' "$T"
 	} > "$T/coord.yaml"
+	# a restart appends to the same log: only what this start writes counts
+	local before
+	before=$(stat -c %s "$T/coord.log" 2>/dev/null || echo 0)
 	"$BIN/understudy-coordinator" --config "$T/coord.yaml" >>"$T/coord.log" 2>&1 &
 	COORD_PID=$!
 	for _ in $(seq 1 100); do
-		grep -q "listening on" "$T/coord.log" 2>/dev/null && return 0
+		tail -c +$((before + 1)) "$T/coord.log" 2>/dev/null | grep -q "listening on" && return 0
 		kill -0 "$COORD_PID" 2>/dev/null || fail "coordinator exited: $(tail -n 5 "$T/coord.log")"
 		sleep 0.05
 	done
