@@ -8,7 +8,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -525,7 +527,8 @@ static double as_shift(const char *unit, double v)
 /* --html: the verdict as one self-contained page (coordinator/report_html.h);
  * scale turns latency samples into ms (1 offline, 1e-6 online: ns). */
 static int write_html(const char *path, const char *title,
-		      const Understudy__Api__CompareResponse *r, double scale)
+		      const Understudy__Api__CompareResponse *r, double scale,
+		      const struct us_report_timeline *tl, size_t ntl)
 {
 	struct us_report_kpi *kpis = calloc(r->n_kpis ? r->n_kpis : 1, sizeof(*kpis));
 	struct us_report_cdf_point cp[US_CDF_POINTS], cs[US_CDF_POINTS];
@@ -559,6 +562,8 @@ static int write_html(const char *path, const char *title,
 	rep.n_cdf_production = cdf_points(r->cdf_production, ncp, scale, cp);
 	rep.cdf_shadow = cs;
 	rep.n_cdf_shadow = cdf_points(r->cdf_shadow, ncs, scale, cs);
+	rep.timelines = tl;
+	rep.n_timelines = ntl;
 	f = fopen(path, "w");
 	if (!f) {
 		snprintf(err, sizeof(err), "%s", strerror(errno));
@@ -609,7 +614,7 @@ static int compare_offline(const struct us_cli_opts *o, struct compare_args *a)
 		goto oom;
 	to_response(v, &resp, rows, ptrs);
 	rc = print_result(o, &resp, note) < 0 ? US_EXIT_FAIL : verdict_exit(resp.verdict);
-	if (a->html && write_html(a->html, a->pairs ? a->pairs : a->prod, &resp, 1.0) < 0)
+	if (a->html && write_html(a->html, a->pairs ? a->pairs : a->prod, &resp, 1.0, NULL, 0) < 0)
 		rc = US_EXIT_FAIL;
 	goto cleanup;
 oom:
@@ -622,6 +627,136 @@ cleanup:
 }
 
 /* ---- online --------------------------------------------------------------- */
+
+/* One KPI over the window for the report: two stored series (metric, role)
+ * as p99 per minute in ms, and the detector's alerts on the first. */
+struct timeline_src {
+	const char *kpi;
+	const char *metric[2], *role[2];     /* production side, shadow side */
+};
+
+struct timeline_buf {
+	struct us_report_point *pts[2];
+	size_t n[2];
+	struct us_report_alert *alerts;
+	size_t nalerts;
+	ProtobufCMessage *alert_resp;        /* owns the reasons */
+};
+
+static int fetch_points(const struct us_cli_opts *o, const char *workload, const char *metric,
+			const char *role, const char *since, struct us_report_point **out,
+			size_t *n)
+{
+	Understudy__Api__SeriesQueryRequest req = UNDERSTUDY__API__SERIES_QUERY_REQUEST__INIT;
+	const Understudy__Api__SeriesQueryResponse *r;
+	ProtobufCMessage *resp = NULL;
+
+	*out = NULL;
+	*n = 0;
+	req.workload = (char *)workload;
+	req.metric = (char *)metric;
+	req.role = (char *)role;
+	req.from = (char *)since;
+	req.step = "1m";
+	if (us_cli_rpc(o, "compare", "/understudy.api.Series/Query", &req.base,
+		       &understudy__api__series_query_response__descriptor, &resp) != US_EXIT_OK)
+		return 0;
+	r = (const void *)resp;
+	*out = calloc(r->n_points ? r->n_points : 1, sizeof(**out));
+	if (!*out) {
+		protobuf_c_message_free_unpacked(resp, NULL);
+		return -1;
+	}
+	for (size_t i = 0; i < r->n_points; i++) {
+		(*out)[i].t = (double)r->points[i]->start_ns / 1e9;
+		(*out)[i].value = r->points[i]->count ? r->points[i]->p99 / 1e6 : NAN;
+	}
+	*n = r->n_points;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+static void fetch_alerts(const struct us_cli_opts *o, const char *workload, const char *metric,
+			 const char *since, struct timeline_buf *b)
+{
+	Understudy__Api__AnomaliesRequest req = UNDERSTUDY__API__ANOMALIES_REQUEST__INIT;
+	const Understudy__Api__AnomaliesResponse *r;
+
+	req.workload = (char *)workload;
+	req.metric = (char *)metric;
+	req.field = "p99";
+	req.since = (char *)since;
+	req.step = "1m";
+	if (us_cli_rpc(o, "compare", "/understudy.api.Anomalies/Run", &req.base,
+		       &understudy__api__anomalies_response__descriptor, &b->alert_resp) != US_EXIT_OK)
+		return;
+	r = (const void *)b->alert_resp;
+	b->alerts = calloc(r->n_alerts ? r->n_alerts : 1, sizeof(*b->alerts));
+	for (size_t i = 0; b->alerts && i < r->n_alerts; i++) {
+		b->alerts[i].t = (double)r->alerts[i]->time_ns / 1e9;
+		b->alerts[i].score = r->alerts[i]->score;
+		b->alerts[i].reason = r->alerts[i]->reason;
+		b->nalerts++;
+	}
+}
+
+static const struct timeline_src timeline_srcs[] = {
+	{ "request latency p99", { "request_latency", "shadow_request_latency" },
+	  { "production", "production" } },
+	{ "run-queue latency p99", { "runq_latency", "runq_latency" }, { "production", "shadow" } },
+	{ "block I/O latency p99", { "io_latency", "io_latency" }, { "production", "shadow" } },
+};
+#define NTIMELINES (sizeof(timeline_srcs) / sizeof(timeline_srcs[0]))
+
+/* The report's timelines; a KPI without data on either side is left out,
+ * and the CLI's messages about absent series (NOT_FOUND) are not printed:
+ * stderr points at /dev/null meanwhile. */
+static size_t fetch_timelines(const struct us_cli_opts *o, const char *workload,
+			      const char *since, struct timeline_buf *b,
+			      struct us_report_timeline *tl)
+{
+	int saved = dup(fileno(stderr)), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	size_t n = 0;
+
+	fflush(stderr);
+	if (saved >= 0 && null >= 0)
+		dup2(null, fileno(stderr));
+	if (null >= 0)
+		close(null);
+	for (size_t i = 0; i < NTIMELINES; i++) {
+		const struct timeline_src *src = &timeline_srcs[i];
+
+		for (int s = 0; s < 2; s++)
+			fetch_points(o, workload, src->metric[s], src->role[s], since, &b[i].pts[s],
+				     &b[i].n[s]);
+		if (!b[i].n[0] && !b[i].n[1])
+			continue;
+		fetch_alerts(o, workload, src->metric[0], since, &b[i]);
+		tl[n++] = (struct us_report_timeline){
+			.kpi = src->kpi, .unit = "ms",
+			.production = b[i].pts[0], .n_production = b[i].n[0],
+			.shadow = b[i].pts[1], .n_shadow = b[i].n[1],
+			.alerts = b[i].alerts, .n_alerts = b[i].nalerts,
+		};
+	}
+	fflush(stderr);
+	if (saved >= 0) {
+		dup2(saved, fileno(stderr));
+		close(saved);
+	}
+	return n;
+}
+
+static void timelines_free(struct timeline_buf *b)
+{
+	for (size_t i = 0; i < NTIMELINES; i++) {
+		free(b[i].pts[0]);
+		free(b[i].pts[1]);
+		free(b[i].alerts);
+		if (b[i].alert_resp)
+			protobuf_c_message_free_unpacked(b[i].alert_resp, NULL);
+	}
+}
 
 static int compare_online(const struct us_cli_opts *o, const struct compare_args *a)
 {
@@ -642,8 +777,16 @@ static int compare_online(const struct us_cli_opts *o, const struct compare_args
 	const Understudy__Api__CompareResponse *r = (const void *)resp;
 
 	rc = print_result(o, r, NULL) < 0 ? US_EXIT_FAIL : verdict_exit(r->verdict);
-	if (a->html && write_html(a->html, a->workload, r, 1e-6) < 0)
-		rc = US_EXIT_FAIL;
+	if (a->html) {
+		struct timeline_buf b[NTIMELINES] = { 0 };
+		struct us_report_timeline tl[NTIMELINES];
+		const char *since = a->since ? a->since : "1h";
+		size_t ntl = fetch_timelines(o, a->workload, since, b, tl);
+
+		if (write_html(a->html, a->workload, r, 1e-6, tl, ntl) < 0)
+			rc = US_EXIT_FAIL;
+		timelines_free(b);
+	}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }

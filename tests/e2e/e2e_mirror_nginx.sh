@@ -148,6 +148,7 @@ print("  compare web: paired, %d pairs" % int(lat[0]["n_production"]))
 PY
 # the report has both sides' latency distributions
 [ "$(grep -o '<path fill="none"' "$T/report.html" | wc -l)" -ge 2 ] || fail "report without latency CDFs"
+grep -q "request latency p99" "$T/report.html" || fail "report without the latency timeline"
 
 info "default method filter: POSTs not mirrored, GETs are"
 : >"$T/prod/logs/access.log"; : >"$T/shadow/logs/access.log"
