@@ -27,7 +27,7 @@ _Static_assert(sizeof(struct us_hist) == (2 + US_HIST_BUCKETS) * sizeof(uint64_t
 	       "struct us_hist must match struct us_bpf_hist");
 
 struct entry {
-	uint64_t cgroup_id;
+	uint64_t cgroup_id;		/* first: the key of struct us_cg_table */
 	bool tracked;
 	/* kernel totals (all CPUs) at the last drain */
 	struct us_hist seen[US_BLOCK_METRIC_NR];
@@ -42,8 +42,7 @@ struct us_block {
 	void *percpu;			/* ncpus value slots: lookup/insert buffer */
 	struct us_hist total;		/* scratch: one key summed over CPUs */
 	struct us_block_cgroup_stats out; /* scratch handed to the visitor */
-	struct entry **entries;
-	size_t n, cap;
+	struct us_cg_table cgs;		/* struct entry, by cgroup */
 };
 
 /* True when the kernel's block_rq_issue (and with it block_rq_insert) is
@@ -147,6 +146,8 @@ int us_block_open(const struct us_block_opts *opts, struct us_block **out,
 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
+	if (b)
+		b->cgs.entry_size = sizeof(struct entry);
 	if (!b) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "block collector: out of memory");
@@ -191,41 +192,17 @@ const char *us_block_fallback_reason(const struct us_block *b)
 
 static struct entry *find_entry(const struct us_block *b, uint64_t cgid, size_t *pos)
 {
-	for (size_t i = 0; i < b->n; i++) {
-		if (b->entries[i]->cgroup_id == cgid) {
-			if (pos)
-				*pos = i;
-			return b->entries[i];
-		}
-	}
-	return NULL;
+	return us_cg_find(&b->cgs, cgid, pos);
 }
 
 static struct entry *add_entry(struct us_block *b, uint64_t cgid)
 {
-	struct entry *e;
-
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 16;
-		struct entry **v = realloc(b->entries, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		b->entries = v;
-		b->cap = cap;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->cgroup_id = cgid;
-	b->entries[b->n++] = e;
-	return e;
+	return us_cg_add(&b->cgs, cgid);
 }
 
 static void remove_entry(struct us_block *b, size_t pos)
 {
-	free(b->entries[pos]);
-	b->entries[pos] = b->entries[--b->n];
+	us_cg_remove(&b->cgs, pos);
 }
 
 /* Sum one histogram key's per-CPU values into *total. -ENOENT if absent. */
@@ -412,8 +389,8 @@ int us_block_drain(struct us_block *b, us_block_visit_fn fn, void *ctx)
 	rc = discover(b);
 	if (rc)
 		goto cleanup;
-	for (size_t i = 0; i < b->n; i++) {
-		struct entry *e = b->entries[i];
+	for (size_t i = 0; i < b->cgs.n; i++) {
+		struct entry *e = b->cgs.entries[i];
 		unsigned int missing = 0;
 
 		st->cgroup_id = e->cgroup_id;
@@ -486,9 +463,7 @@ void us_block_destroy(struct us_block *b)
 	if (!b)
 		return;
 	block_bpf__destroy(b->skel);
-	for (size_t i = 0; i < b->n; i++)
-		free(b->entries[i]);
-	free(b->entries);
+	us_cg_table_free(&b->cgs);
 	free(b->percpu);
 	free(b);
 }

@@ -2,6 +2,8 @@
  * program fds. */
 #include "bpf_collector.h"
 
+#include <stdlib.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -68,4 +70,52 @@ int us_collector_prog_fds(struct bpf_object *obj, int *fds, const char **names, 
 		names[n++] = bpf_program__name(p);
 	}
 	return n;
+}
+
+void *us_cg_find(const struct us_cg_table *t, uint64_t cgid, size_t *pos)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (*(const uint64_t *)t->entries[i] == cgid) {
+			if (pos)
+				*pos = i;
+			return t->entries[i];
+		}
+	}
+	return NULL;
+}
+
+void *us_cg_add(struct us_cg_table *t, uint64_t cgid)
+{
+	void *e;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 16;
+		void **v = realloc(t->entries, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		t->entries = v;
+		t->cap = cap;
+	}
+	e = calloc(1, t->entry_size);
+	if (!e)
+		return NULL;
+	*(uint64_t *)e = cgid;
+	t->entries[t->n++] = e;
+	return e;
+}
+
+void us_cg_remove(struct us_cg_table *t, size_t pos)
+{
+	free(t->entries[pos]);
+	t->entries[pos] = t->entries[--t->n];
+}
+
+void us_cg_table_free(struct us_cg_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->entries[i]);
+	free(t->entries);
+	t->entries = NULL;
+	t->n = t->cap = 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hist.h"
 
@@ -21,6 +22,23 @@ typedef int (*us_collector_load_fn)(void *ctx, bool raw_tp);
 int us_collector_load(const char *name, bool force_raw_tp, us_collector_load_fn load,
 		      void *ctx, bool *raw_tp, char *reason, size_t reasonlen,
 		      char *err, size_t errlen);
+
+/* The cgroups a collector reports on: entries of the collector's own struct,
+ * whose first member is the uint64_t cgroup id, allocated entry_size bytes
+ * zeroed. Lookups are linear: a collector tracks tens of cgroups. */
+struct us_cg_table {
+	void **entries;
+	size_t n, cap;
+	size_t entry_size;
+};
+
+/* The entry of cgid (and its position when pos is given), or NULL. */
+void *us_cg_find(const struct us_cg_table *t, uint64_t cgid, size_t *pos);
+/* A new zeroed entry for cgid; NULL when out of memory. */
+void *us_cg_add(struct us_cg_table *t, uint64_t cgid);
+/* Frees the entry at pos; the last entry takes its place. */
+void us_cg_remove(struct us_cg_table *t, size_t pos);
+void us_cg_table_free(struct us_cg_table *t);
 
 /* Sums the per-CPU values of key in a per-CPU histogram map into *total;
  * scratch holds ncpus histograms. -ENOENT (or another error) if absent. */

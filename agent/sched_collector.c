@@ -33,7 +33,7 @@ _Static_assert(sizeof(struct us_hist) == (2 + US_HIST_BUCKETS) * sizeof(uint64_t
 	       "struct us_hist must match struct us_bpf_hist");
 
 struct entry {
-	uint64_t cgroup_id;
+	uint64_t cgroup_id;		/* first: the key of struct us_cg_table */
 	bool tracked;
 	/* kernel totals (all CPUs) at the last drain, per metric */
 	struct us_hist seen[US_SCHED_METRIC_NR];
@@ -47,8 +47,7 @@ struct us_sched {
 	void *percpu;			/* ncpus value slots: lookup/insert buffer */
 	struct us_hist total;		/* scratch: one key summed over CPUs */
 	struct us_sched_cgroup_stats out; /* scratch handed to the visitor */
-	struct entry **entries;
-	size_t n, cap;
+	struct us_cg_table cgs;		/* struct entry, by cgroup */
 };
 
 static int load_and_attach(struct us_sched *s, const struct us_sched_opts *o, bool raw)
@@ -132,6 +131,8 @@ int us_sched_open(const struct us_sched_opts *opts, struct us_sched **out,
 
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
+	if (s)
+		s->cgs.entry_size = sizeof(struct entry);
 	if (!s) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "sched collector: out of memory");
@@ -175,41 +176,17 @@ const char *us_sched_fallback_reason(const struct us_sched *s)
 
 static struct entry *find_entry(const struct us_sched *s, uint64_t cgid, size_t *pos)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->entries[i]->cgroup_id == cgid) {
-			if (pos)
-				*pos = i;
-			return s->entries[i];
-		}
-	}
-	return NULL;
+	return us_cg_find(&s->cgs, cgid, pos);
 }
 
 static struct entry *add_entry(struct us_sched *s, uint64_t cgid)
 {
-	struct entry *e;
-
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
-		struct entry **v = realloc(s->entries, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		s->entries = v;
-		s->cap = cap;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->cgroup_id = cgid;
-	s->entries[s->n++] = e;
-	return e;
+	return us_cg_add(&s->cgs, cgid);
 }
 
 static void remove_entry(struct us_sched *s, size_t pos)
 {
-	free(s->entries[pos]);
-	s->entries[pos] = s->entries[--s->n];
+	us_cg_remove(&s->cgs, pos);
 }
 
 /* Sum one key's per-CPU values into *total. -ENOENT if the key is absent. */
@@ -350,8 +327,8 @@ int us_sched_drain(struct us_sched *s, us_sched_visit_fn fn, void *ctx)
 	rc = discover(s);
 	if (rc)
 		goto cleanup;
-	for (size_t i = 0; i < s->n; i++) {
-		struct entry *e = s->entries[i];
+	for (size_t i = 0; i < s->cgs.n; i++) {
+		struct entry *e = s->cgs.entries[i];
 		unsigned int missing = 0;
 
 		st->cgroup_id = e->cgroup_id;
@@ -413,9 +390,7 @@ void us_sched_destroy(struct us_sched *s)
 	if (!s)
 		return;
 	sched_bpf__destroy(s->skel);
-	for (size_t i = 0; i < s->n; i++)
-		free(s->entries[i]);
-	free(s->entries);
+	us_cg_table_free(&s->cgs);
 	free(s->percpu);
 	free(s);
 }

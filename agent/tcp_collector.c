@@ -28,7 +28,7 @@ _Static_assert(sizeof(struct us_tcp_counts) <= sizeof(struct us_hist),
 	       "the per-CPU buffer holds counts too");
 
 struct entry {
-	uint64_t cgroup_id;
+	uint64_t cgroup_id;		/* first: the key of struct us_cg_table */
 	bool tracked;
 	/* kernel totals (all CPUs) at the last drain */
 	struct us_hist seen[US_TCP_METRIC_NR];
@@ -43,8 +43,7 @@ struct us_tcp {
 	void *percpu;			/* ncpus value slots: lookup/insert buffer */
 	struct us_hist total;		/* scratch: one key summed over CPUs */
 	struct us_tcp_cgroup_stats out;	/* scratch handed to the visitor */
-	struct entry **entries;
-	size_t n, cap;
+	struct us_cg_table cgs;		/* struct entry, by cgroup */
 };
 
 static int set_autoload(struct tcp_bpf *skel, bool raw)
@@ -134,6 +133,8 @@ int us_tcp_open(const struct us_tcp_opts *opts, struct us_tcp **out, char *err,
 
 	*out = NULL;
 	t = calloc(1, sizeof(*t));
+	if (t)
+		t->cgs.entry_size = sizeof(struct entry);
 	if (!t) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "tcp collector: out of memory");
@@ -177,41 +178,17 @@ const char *us_tcp_fallback_reason(const struct us_tcp *t)
 
 static struct entry *find_entry(const struct us_tcp *t, uint64_t cgid, size_t *pos)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		if (t->entries[i]->cgroup_id == cgid) {
-			if (pos)
-				*pos = i;
-			return t->entries[i];
-		}
-	}
-	return NULL;
+	return us_cg_find(&t->cgs, cgid, pos);
 }
 
 static struct entry *add_entry(struct us_tcp *t, uint64_t cgid)
 {
-	struct entry *e;
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 16;
-		struct entry **v = realloc(t->entries, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		t->entries = v;
-		t->cap = cap;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->cgroup_id = cgid;
-	t->entries[t->n++] = e;
-	return e;
+	return us_cg_add(&t->cgs, cgid);
 }
 
 static void remove_entry(struct us_tcp *t, size_t pos)
 {
-	free(t->entries[pos]);
-	t->entries[pos] = t->entries[--t->n];
+	us_cg_remove(&t->cgs, pos);
 }
 
 /* Sum one histogram key's per-CPU values into *total. -ENOENT if absent. */
@@ -405,8 +382,8 @@ int us_tcp_drain(struct us_tcp *t, us_tcp_visit_fn fn, void *ctx)
 	rc = discover(t);
 	if (rc)
 		goto cleanup;
-	for (size_t i = 0; i < t->n; i++) {
-		struct entry *e = t->entries[i];
+	for (size_t i = 0; i < t->cgs.n; i++) {
+		struct entry *e = t->cgs.entries[i];
 		unsigned int missing = 0;
 
 		st->cgroup_id = e->cgroup_id;
@@ -479,9 +456,7 @@ void us_tcp_destroy(struct us_tcp *t)
 	if (!t)
 		return;
 	tcp_bpf__destroy(t->skel);
-	for (size_t i = 0; i < t->n; i++)
-		free(t->entries[i]);
-	free(t->entries);
+	us_cg_table_free(&t->cgs);
 	free(t->percpu);
 	free(t);
 }
