@@ -20,6 +20,10 @@ else
 B := build
 SANFLAGS :=
 endif
+# BUILD=DIR puts objects and binaries elsewhere (parallel builds in one tree)
+ifneq ($(BUILD),)
+B := $(BUILD)
+endif
 G := build/gen
 BPFOUT := build/bpf
 
@@ -28,7 +32,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 PROTOC_C ?= protoc-c
 
-PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib libdeflate gsl
+PKGS := libzmq libprotobuf-c sqlite3 yaml-0.1 libbpf zlib libdeflate gsl json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -223,6 +227,7 @@ bench-compare: all
 # NAB scoring of the anomaly detector (tools/nab, docs/anomalies.md)
 NAB_OBJS := $(call obj,tools/nab/nab.c)
 $(B)/tests/test_anomaly: $(NAB_OBJS)
+$(B)/tests/ktest_steer: $(call obj,coordinator/steer.c)
 $(B)/bin/us-nab-score: $(call obj,tools/nab/nab_score.c coordinator/anomaly.c) $(NAB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")

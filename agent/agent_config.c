@@ -1,7 +1,11 @@
-/* Agent configuration: defaults and YAML loading. */
+/* Agent configuration: defaults and YAML loading, the main file and the
+ * drop-in workload files of its workloads_dir. */
 #include "agent_config.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -174,7 +178,7 @@ static int load_workload(const struct us_conf_doc *doc, const struct us_conf_nod
 {
 	static const char *const keys[] = {
 		"name", "role", "cgroup", "unit", "ports", "labels", "metrics_url",
-		"metrics_select", "mirror", NULL
+		"metrics_select", "mirror", "requests", NULL
 	};
 	int has_cgroup, has_unit;
 	char role[32] = "production";
@@ -210,8 +214,13 @@ static int load_workload(const struct us_conf_doc *doc, const struct us_conf_nod
 		return us_conf_errorf(doc, us_conf_get(wl, "role"), err, errlen,
 				      "expected 'production' or 'shadow', got '%s'", role);
 	if (load_ports(doc, wl, w, err, errlen) < 0 || load_labels(doc, wl, w, err, errlen) < 0 ||
-	    load_app_metrics(doc, wl, w, err, errlen) < 0 || load_mirror(doc, wl, w, err, errlen) < 0)
+	    load_app_metrics(doc, wl, w, err, errlen) < 0 || load_mirror(doc, wl, w, err, errlen) < 0 ||
+	    us_conf_get_bool(doc, wl, "requests", &w->requests, err, errlen) < 0)
 		return -1;
+	if (w->requests && w->nports == 0)
+		return us_conf_errorf(doc, us_conf_get(wl, "requests"), err, errlen,
+				      "measuring requests needs the workload's service `ports:` "
+				      "(the connections to capture)");
 	return 0;
 }
 
@@ -237,6 +246,89 @@ static int load_workloads(const struct us_conf_doc *doc, const struct us_conf_no
 	}
 	c->nworkloads = us_conf_len(list);
 	return 0;
+}
+
+static int yaml_file(const struct dirent *de)
+{
+	size_t n = strlen(de->d_name);
+
+	return de->d_name[0] != '.' && n > 5 && strcmp(de->d_name + n - 5, ".yaml") == 0;
+}
+
+/* strcmp, not alphasort's strcoll: the order must not depend on the locale */
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Drop-in file k of names: its top level is one workload. Workloads before
+ * nmain came from main_path, the others one per earlier drop-in. */
+static int load_dropin(struct us_agent_config *c, const char *main_path, struct dirent **names,
+		       int k, size_t nmain, char *err, size_t errlen)
+{
+	char path[US_PATH_MAX + 256];
+	struct us_conf_doc *doc;
+	struct us_workload_config *w;
+	const struct us_conf_node *root;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", c->workloads_dir, names[k]->d_name);
+	doc = us_conf_load_file(path, err, errlen);
+	if (!doc)
+		return -1;
+	root = us_conf_root(doc);
+	if (c->nworkloads == US_MAX_WORKLOADS) {
+		us_conf_errorf(doc, NULL, err, errlen, "more than %d workloads with the drop-ins",
+			       US_MAX_WORKLOADS);
+		goto cleanup;
+	}
+	w = &c->workloads[c->nworkloads];
+	if (load_workload(doc, root, w, err, errlen) < 0)
+		goto cleanup;
+	for (size_t j = 0; j < c->nworkloads; j++) {
+		if (strcmp(c->workloads[j].name, w->name))
+			continue;
+		us_conf_errorf(doc, us_conf_get(root, "name"), err, errlen,
+			       "workload '%s' is already defined in %s%s%s", w->name,
+			       j < nmain ? main_path : c->workloads_dir, j < nmain ? "" : "/",
+			       j < nmain ? "" : names[j - nmain]->d_name);
+		goto cleanup;
+	}
+	c->nworkloads++;
+	rc = 0;
+cleanup:
+	us_conf_free(doc);
+	return rc;
+}
+
+/* Every *.yaml of workloads_dir, by name; hidden files are skipped so a
+ * writer can prepare one under a dot name and rename it into place. */
+static int load_dropins(const struct us_conf_doc *doc, const struct us_conf_node *root,
+			struct us_agent_config *c, char *err, size_t errlen)
+{
+	struct dirent **names = NULL;
+	size_t nmain = c->nworkloads;
+	int n, rc = -1;
+
+	if (!c->workloads_dir[0])
+		return 0;
+	n = scandir(c->workloads_dir, &names, yaml_file, by_name);
+	if (n < 0 && errno == ENOENT) {
+		us_info("workloads_dir %s does not exist: no drop-in workloads", c->workloads_dir);
+		return 0;
+	}
+	if (n < 0)
+		return us_conf_errorf(doc, us_conf_get(root, "workloads_dir"), err, errlen, "%s: %s",
+				      c->workloads_dir, strerror(errno));
+	for (int k = 0; k < n; k++)
+		if (load_dropin(c, us_conf_name(doc), names, k, nmain, err, errlen) < 0)
+			goto cleanup;
+	rc = 0;
+cleanup:
+	for (int k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+	return rc;
 }
 
 static int load_sections(const struct us_conf_doc *doc, const struct us_conf_node *root,
@@ -281,7 +373,7 @@ int us_agent_config_load(const char *path, struct us_agent_config *c, char *err,
 {
 	static const char *const keys[] = {
 		"agent_id", "key", "coordinator", "spool", "interval", "heartbeat",
-		"ack_timeout", "window", "log_level", "workloads", "capture", NULL
+		"ack_timeout", "window", "log_level", "workloads", "workloads_dir", "capture", NULL
 	};
 	struct us_conf_doc *doc = us_conf_load_file(path, err, errlen);
 	const struct us_conf_node *root;
@@ -298,8 +390,11 @@ int us_agent_config_load(const char *path, struct us_agent_config *c, char *err,
 	    us_conf_get_duration(doc, root, "heartbeat", &c->heartbeat_ns, err, errlen) < 0 ||
 	    us_conf_get_duration(doc, root, "ack_timeout", &c->ack_timeout_ns, err, errlen) < 0 ||
 	    us_conf_get_string(doc, root, "log_level", level, sizeof(level), err, errlen) < 0 ||
+	    us_conf_get_string(doc, root, "workloads_dir", c->workloads_dir,
+			       sizeof(c->workloads_dir), err, errlen) < 0 ||
 	    load_sections(doc, root, c, err, errlen) < 0 ||
-	    load_workloads(doc, root, c, err, errlen) < 0)
+	    load_workloads(doc, root, c, err, errlen) < 0 ||
+	    load_dropins(doc, root, c, err, errlen) < 0)
 		goto cleanup;
 	if (!us_agent_id_valid(c->agent_id)) {
 		us_conf_errorf(doc, us_conf_get(root, "agent_id"), err, errlen,

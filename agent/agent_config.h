@@ -44,6 +44,10 @@ struct us_workload_config {
 	char metrics_url[512];
 	char metrics_select[US_MAX_SELECT][128];	/* "name" or "prefix*" */
 	size_t nselect;
+	/* capture the service ports and report each request's production
+	 * latency and status (agent/mirror.h), without replay; a mirror
+	 * implies it */
+	bool requests;
 	struct us_mirror_config mirror;
 };
 
@@ -60,6 +64,9 @@ struct us_agent_config {
 	uint32_t window;
 	uint64_t window_bytes;
 	enum us_log_level log_level;
+	/* drop-in workloads: one `workloads:` item per *.yaml file, by name
+	 * order, after the main file's; "" none */
+	char workloads_dir[US_PATH_MAX];
 	struct us_workload_config workloads[US_MAX_WORKLOADS];
 	size_t nworkloads;
 	/* capture: (bpf/capture.bpf.c), used when a workload is mirrored */
@@ -68,6 +75,8 @@ struct us_agent_config {
 };
 
 void us_agent_config_defaults(struct us_agent_config *c);
+/* The file, then its workloads_dir: an error anywhere (named FILE:LINE)
+ * fails the whole load; a workloads_dir that does not exist adds nothing. */
 int us_agent_config_load(const char *path, struct us_agent_config *c, char *err, size_t errlen);
 
 #endif

@@ -61,7 +61,10 @@ struct agent {
 	bool mirror_failed;				/* start failed; logged once */
 	struct us_mirror_config commanded[US_MAX_WORKLOADS]; /* StartMirror/StopMirror override */
 	bool command_override[US_MAX_WORKLOADS];
-	struct us_mirror_spec applied[US_MAX_WORKLOADS];	/* last spec handed over */
+	/* the mirror thread's slot of workload i: it follows the workload's
+	 * name across reloads (see assign_slots) */
+	uint32_t slot[US_MAX_WORKLOADS];
+	struct us_mirror_spec applied[US_MAX_WORKLOADS];	/* by slot: last spec handed over */
 	bool applied_on[US_MAX_WORKLOADS];
 };
 
@@ -345,9 +348,9 @@ static void submit_interval(struct agent *ag, uint64_t end_ns)
 		add_cgroupfs(ag, i, b);
 		if (ag->scrape[i])
 			us_scrape_add(ag->scrape[i], b);
-		samples = us_mirror_take_samples(ag->mirror, i, &sv, &dropped);
-		if (ag->mirror && us_mirror_active(ag->mirror, i)) {
-			us_mirror_add_figures(ag->mirror, i, b);
+		samples = us_mirror_take_samples(ag->mirror, ag->slot[i], &sv, &dropped);
+		if (ag->mirror && us_mirror_active(ag->mirror, ag->slot[i])) {
+			us_mirror_add_figures(ag->mirror, ag->slot[i], b);
 			us_batch_add_counter(b, "request_samples_dropped", "1", dropped);
 		}
 		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
@@ -446,16 +449,20 @@ static int open_transport(struct agent *ag, void *zctx)
 /* Applies what can change while running (workloads, interval, heartbeat,
  * log level); identity, keys, coordinator and spool need a restart, and a
  * config that changes them is refused whole so nothing is half-applied. */
-/* The mirroring in force for workload i: a StartMirror/StopMirror command
- * overrides the config until the next reload. */
-static const struct us_mirror_config *mirror_wanted(const struct agent *ag, size_t i)
+/* What workload i needs of the mirror thread. *mc: the mirroring in force
+ * (a StartMirror/StopMirror command overrides the config until the next
+ * reload), or NULL; with none, `requests: true` still wants its requests
+ * measured. False: nothing to capture. */
+static bool mirror_wanted(const struct agent *ag, size_t i, const struct us_mirror_config **mc)
 {
-	const struct us_mirror_config *mc = ag->command_override[i] ? &ag->commanded[i] :
-					    &ag->cfg.workloads[i].mirror;
+	const struct us_mirror_config *m = ag->command_override[i] ? &ag->commanded[i] :
+					   &ag->cfg.workloads[i].mirror;
 
-	return mc->enabled ? mc : NULL;
+	*mc = m->enabled ? m : NULL;
+	return *mc || ag->cfg.workloads[i].requests;
 }
 
+/* mc NULL: measure only (no replay endpoint) */
 static void build_spec(const struct agent *ag, size_t i, const struct us_mirror_config *mc,
 		       struct us_mirror_spec *spec)
 {
@@ -468,6 +475,8 @@ static void build_spec(const struct agent *ag, size_t i, const struct us_mirror_
 	for (size_t k = 0; k < w->nports && k < 16; k++)
 		spec->ports[spec->nports++] = w->ports[k];
 	us_replay_config_defaults(&spec->replay);
+	if (!mc)
+		return;
 	snprintf(spec->replay.endpoint, sizeof(spec->replay.endpoint), "%s", mc->endpoint);
 	spec->replay.mode = mc->raw ? US_REPLAY_RAW : US_REPLAY_HTTP;
 	spec->replay.sample = mc->sample;
@@ -505,30 +514,107 @@ static bool ensure_mirror(struct agent *ag)
  * configured, commanded, stopped, or its cgroup id moved. */
 static void sync_mirrors(struct agent *ag)
 {
+	ssize_t wl[US_MAX_WORKLOADS];	/* the workload in each slot, -1: none */
 	char err[512];
 
-	for (size_t i = 0; i < US_MAX_WORKLOADS; i++) {
-		const struct us_mirror_config *mc = i < ag->cfg.nworkloads ? mirror_wanted(ag, i) : NULL;
+	for (size_t s = 0; s < US_MAX_WORKLOADS; s++)
+		wl[s] = -1;
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+		wl[ag->slot[i]] = (ssize_t)i;
+	for (size_t s = 0; s < US_MAX_WORKLOADS; s++) {
+		const struct us_mirror_config *mc = NULL;
 		struct us_mirror_spec spec;
 
-		if (!mc) {
-			if (ag->applied_on[i] && ag->mirror &&
-			    us_mirror_set(ag->mirror, i, NULL, err, sizeof(err)) == 0)
-				ag->applied_on[i] = false;
+		if (wl[s] < 0 || !mirror_wanted(ag, (size_t)wl[s], &mc)) {
+			if (ag->applied_on[s] && ag->mirror &&
+			    us_mirror_set(ag->mirror, s, NULL, err, sizeof(err)) == 0)
+				ag->applied_on[s] = false;
 			continue;
 		}
-		build_spec(ag, i, mc, &spec);
-		if (ag->applied_on[i] && memcmp(&spec, &ag->applied[i], sizeof(spec)) == 0)
+		build_spec(ag, (size_t)wl[s], mc, &spec);
+		if (ag->applied_on[s] && memcmp(&spec, &ag->applied[s], sizeof(spec)) == 0)
 			continue;
 		if (!ensure_mirror(ag))
 			return;
-		if (us_mirror_set(ag->mirror, i, &spec, err, sizeof(err)) < 0) {
+		if (us_mirror_set(ag->mirror, s, &spec, err, sizeof(err)) < 0) {
 			us_error("mirror: %s", err);
 			continue;
 		}
-		ag->applied[i] = spec;
-		ag->applied_on[i] = true;
+		ag->applied[s] = spec;
+		ag->applied_on[s] = true;
 	}
+}
+
+static ssize_t config_index(const struct us_agent_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nworkloads; i++)
+		if (strcmp(c->workloads[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The mirror thread's slots for next's workloads. A workload keeps its slot
+ * across reloads, so one added or removed before it in the list (a drop-in
+ * file) leaves its capture and open connections alone. A new workload takes
+ * a slot no workload held before this reload: a removed workload's slot
+ * rests until its stop is applied, and what it left there is discarded
+ * when another workload takes it (agent/mirror.c, slot_apply). */
+static void assign_slots(const struct agent *ag, const struct us_agent_config *next,
+			 uint32_t slots[US_MAX_WORKLOADS])
+{
+	bool held[US_MAX_WORKLOADS] = { false }, taken[US_MAX_WORKLOADS] = { false };
+	uint32_t fresh = 0, any = 0;
+
+	for (size_t j = 0; j < ag->cfg.nworkloads; j++)
+		held[ag->slot[j]] = true;
+	for (size_t i = 0; i < next->nworkloads; i++) {
+		ssize_t j = config_index(&ag->cfg, next->workloads[i].name);
+
+		slots[i] = j < 0 ? UINT32_MAX : ag->slot[j];
+		if (j >= 0)
+			taken[slots[i]] = true;
+	}
+	for (size_t i = 0; i < next->nworkloads; i++) {
+		if (slots[i] != UINT32_MAX)
+			continue;
+		while (fresh < US_MAX_WORKLOADS && (held[fresh] || taken[fresh]))
+			fresh++;
+		while (any < US_MAX_WORKLOADS && taken[any])
+			any++;
+		slots[i] = fresh < US_MAX_WORKLOADS ? fresh : any; /* every slot held: reuse */
+		taken[slots[i]] = true;
+	}
+}
+
+/* A workload a reload removes: what its slot measured since the interval
+ * began goes out now, under its name, so its last requests count. */
+static void flush_removed(struct agent *ag, const struct us_workload_config *w, uint32_t slot,
+			  uint64_t end_ns)
+{
+	Understudy__Envelope env = UNDERSTUDY__ENVELOPE__INIT;
+	struct us_mirror_sample *sv;
+	struct us_batch *b;
+	uint64_t dropped;
+	size_t n;
+	char err[512];
+
+	if (!ag->mirror || !us_mirror_active(ag->mirror, slot))
+		return;
+	n = us_mirror_take_samples(ag->mirror, slot, &sv, &dropped);
+	b = malloc(sizeof(*b));
+	if (b) {
+		us_batch_init(b, w->name, w->role, ag->interval_start_ns, end_ns);
+		us_mirror_add_figures(ag->mirror, slot, b);
+		us_batch_add_counter(b, "request_samples_dropped", "1", dropped);
+		env.body_case = UNDERSTUDY__ENVELOPE__BODY_METRIC_BATCH;
+		env.metric_batch = &b->mb;
+		if (us_sender_submit(ag->sender, &env, err, sizeof(err)) < 0)
+			us_warn("workload %s: %s", w->name, err);
+		us_batch_free(b);
+		free(b);
+	}
+	submit_samples(ag, w, sv, n);
+	free(sv);
 }
 
 /* Workloads named by systemd unit get their cgroup directory now; the
@@ -559,6 +645,8 @@ static int resolve_units(struct us_agent_config *c, char *err, size_t errlen)
 static int reload_config(struct agent *ag, char *msg, size_t msglen)
 {
 	struct us_agent_config *next = malloc(sizeof(*next));
+	uint32_t slots[US_MAX_WORKLOADS];
+	uint64_t now = us_now_ns();
 	int rc = -1;
 
 	if (!next) {
@@ -578,10 +666,15 @@ static int reload_config(struct agent *ag, char *msg, size_t msglen)
 			 "restart the agent to apply it; nothing applied", ag->config_path);
 		goto cleanup;
 	}
-	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
+	assign_slots(ag, next, slots);
+	for (size_t i = 0; i < ag->cfg.nworkloads; i++) {
+		if (config_index(next, ag->cfg.workloads[i].name) < 0)
+			flush_removed(ag, &ag->cfg.workloads[i], ag->slot[i], now);
 		if (ag->cgroup_ids[i])
 			untrack_cgroup(ag, ag->cgroup_ids[i]);
+	}
 	ag->cfg = *next;
+	memcpy(ag->slot, slots, sizeof(slots));
 	memset(ag->cgroup_ids, 0, sizeof(ag->cgroup_ids));
 	us_log_set_level(ag->cfg.log_level);
 	resolve_cgroups(ag);
@@ -600,10 +693,7 @@ cleanup:
 
 static ssize_t workload_index(const struct agent *ag, const char *name)
 {
-	for (size_t i = 0; i < ag->cfg.nworkloads; i++)
-		if (strcmp(ag->cfg.workloads[i].name, name) == 0)
-			return (ssize_t)i;
-	return -1;
+	return config_index(&ag->cfg, name);
 }
 
 /* StartMirror: the config's mirror settings (or defaults) with the
@@ -698,6 +788,8 @@ static int run(struct agent *ag)
 	int rc = 1;
 
 	us_self_telemetry_init(&ag->self);
+	for (uint32_t i = 0; i < US_MAX_WORKLOADS; i++)
+		ag->slot[i] = i;
 	if (open_transport(ag, zctx) < 0)
 		goto cleanup;
 	us_sender_on_command(ag->sender, on_command, ag);

@@ -14,8 +14,9 @@
  *
  * Each request's production figures wait in a join table for the shadow's
  * (replay reports every request copy's fate once); the pair becomes one
- * sample. A connection replay does not mirror (sampled out) gives
- * production-only samples at once.
+ * sample. A connection replay does not mirror (sampled out, or a workload
+ * measured without a mirror: no replay at all) gives production-only
+ * samples at once.
  *
  * Locking: everything is the thread's own except `out` (per-slot interval
  * figures and samples) and `pending` (specs from us_mirror_set), both under
@@ -67,28 +68,30 @@ enum mirror_counter {
 	MC_NR,
 };
 
+/* shadow: about the replay, so only sent for an interval that had one */
 static const struct {
 	const char *name, *unit;
+	int shadow;
 } counter_names[MC_NR] = {
 	[MC_REQUESTS] = { "requests", "1" },
-	[MC_REQUESTS_MIRRORED] = { "mirror_requests_sent", "1" },
-	[MC_SHADOW_RESPONSES] = { "shadow_responses", "1" },
-	[MC_SHADOW_FILTERED] = { "mirror_filtered", "1" },
-	[MC_SHADOW_DROPPED] = { "mirror_dropped", "1" },
-	[MC_SHADOW_GAP] = { "mirror_capture_gaps", "1" },
-	[MC_SHADOW_ERR_CONNECT] = { "shadow_errors_connect", "1" },
-	[MC_SHADOW_ERR_RESET] = { "shadow_errors_reset", "1" },
-	[MC_SHADOW_ERR_TIMEOUT] = { "shadow_errors_timeout", "1" },
-	[MC_SHADOW_ERR_PROTOCOL] = { "shadow_errors_protocol", "1" },
+	[MC_REQUESTS_MIRRORED] = { "mirror_requests_sent", "1", 1 },
+	[MC_SHADOW_RESPONSES] = { "shadow_responses", "1", 1 },
+	[MC_SHADOW_FILTERED] = { "mirror_filtered", "1", 1 },
+	[MC_SHADOW_DROPPED] = { "mirror_dropped", "1", 1 },
+	[MC_SHADOW_GAP] = { "mirror_capture_gaps", "1", 1 },
+	[MC_SHADOW_ERR_CONNECT] = { "shadow_errors_connect", "1", 1 },
+	[MC_SHADOW_ERR_RESET] = { "shadow_errors_reset", "1", 1 },
+	[MC_SHADOW_ERR_TIMEOUT] = { "shadow_errors_timeout", "1", 1 },
+	[MC_SHADOW_ERR_PROTOCOL] = { "shadow_errors_protocol", "1", 1 },
 	[MC_CONNS_OPENED] = { "capture_conns_opened", "1" },
 	[MC_CONNS_CLOSED] = { "capture_conns_closed", "1" },
 	[MC_CONNS_RAW_FALLBACK] = { "capture_conns_unframed", "1" },
 	[MC_BYTES_READ] = { "capture_bytes_read", "bytes" },
 	[MC_BYTES_CAPTURED] = { "capture_bytes_captured", "bytes" },
 	[MC_BYTES_LOST] = { "capture_bytes_lost", "bytes" },
-	[MC_BYTES_REPLAYED] = { "mirror_bytes_replayed", "bytes" },
+	[MC_BYTES_REPLAYED] = { "mirror_bytes_replayed", "bytes", 1 },
 	[MC_PROD_5XX] = { "responses_5xx", "1" },
-	[MC_SHADOW_5XX] = { "shadow_responses_5xx", "1" },
+	[MC_SHADOW_5XX] = { "shadow_responses_5xx", "1", 1 },
 };
 
 /* A production request waiting for its response. */
@@ -135,6 +138,7 @@ struct out_slot {
 	size_t nsamples;
 	uint64_t seen;               /* samples offered this interval (reservoir) */
 	uint64_t conns_open;         /* gauge: captured connections now tracked */
+	int mirrored;                /* the slot had a replay this interval */
 };
 
 struct slot {
@@ -169,6 +173,7 @@ struct us_mirror {
 	struct us_mirror_spec *pending[US_MAX_WORKLOADS];	/* under lock */
 	int pending_set[US_MAX_WORKLOADS];			/* 1: apply pending[i] (NULL = stop) */
 	int active_view[US_MAX_WORKLOADS];			/* under lock, for us_mirror_active */
+	int replay_view[US_MAX_WORKLOADS];			/* under lock: slot has a replay */
 	struct out_slot out[US_MAX_WORKLOADS];			/* under lock */
 };
 
@@ -652,21 +657,62 @@ static void on_event(void *ctx, const struct us_cap_event *ev, const uint8_t *da
 
 /* ---- slots --------------------------------------------------------------------- */
 
+static void slot_free_replay(struct us_mirror *m, struct slot *s)
+{
+	if (s->replay) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, us_replay_fd(s->replay), NULL);
+		us_replay_free(s->replay);
+	}
+	s->replay = NULL;
+}
+
+/* The capture maps a cgroup to one slot: when a cgroup passes from slot i
+ * to another (a workload removed, another added for the same cgroup) the
+ * other may have tracked it first, so it is tracked again for it. */
+static void slot_untrack(struct us_mirror *m, size_t i)
+{
+	const struct slot *s = &m->slots[i];
+
+	if (!m->cap || !s->spec.cgroup_id)
+		return;
+	us_capture_untrack(m->cap, s->spec.cgroup_id, (uint32_t)i);
+	for (size_t j = 0; j < US_MAX_WORKLOADS; j++) {
+		const struct slot *o = &m->slots[j];
+
+		if (j != i && o->active && o->spec.cgroup_id == s->spec.cgroup_id &&
+		    us_capture_track(m->cap, o->spec.cgroup_id, (uint32_t)j, o->spec.ports,
+				     o->spec.nports) < 0)
+			us_error("mirror: workload %s: cannot capture its cgroup", o->spec.workload);
+	}
+}
+
 static void slot_stop(struct us_mirror *m, size_t i)
 {
 	struct slot *s = &m->slots[i];
 
 	if (!s->active)
 		return;
-	if (m->cap && s->spec.cgroup_id)
-		us_capture_untrack(m->cap, s->spec.cgroup_id, (uint32_t)i);
-	if (s->replay) {
-		epoll_ctl(m->epfd, EPOLL_CTL_DEL, us_replay_fd(s->replay), NULL);
-		us_replay_free(s->replay);
-	}
-	s->replay = NULL;
+	slot_untrack(m, i);
+	slot_free_replay(m, s);
 	s->active = 0;
 	us_info("mirror: workload %s: stopped", s->spec.workload);
+}
+
+/* A slot passing to another workload: what the last one left in it (a
+ * tail the main thread did not collect) is not the new one's. */
+static void out_discard(struct us_mirror *m, size_t i)
+{
+	struct out_slot *o = &m->out[i];
+
+	pthread_mutex_lock(&m->lock);
+	free(o->samples);
+	o->samples = NULL;
+	o->nsamples = 0;
+	o->seen = 0;
+	us_hist_reset(&o->prod_latency);
+	us_hist_reset(&o->shadow_latency);
+	memset(o->c, 0, sizeof(o->c));
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void slot_apply(struct us_mirror *m, size_t i, const struct us_mirror_spec *spec)
@@ -675,9 +721,14 @@ static void slot_apply(struct us_mirror *m, size_t i, const struct us_mirror_spe
 	struct epoll_event ev = { .events = EPOLLIN };
 	char err[512];
 
-	if (s->active && s->spec.cgroup_id != spec->cgroup_id && s->spec.cgroup_id && m->cap)
-		us_capture_untrack(m->cap, s->spec.cgroup_id, (uint32_t)i);
-	if (!s->active || memcmp(&s->spec.replay, &spec->replay, sizeof(spec->replay))) {
+	if (strcmp(s->spec.workload, spec->workload))
+		out_discard(m, i);
+	if (s->active && s->spec.cgroup_id != spec->cgroup_id)
+		slot_untrack(m, i);
+	if (!spec->replay.endpoint[0]) {
+		slot_free_replay(m, s); /* measure only */
+	} else if (!s->active || !s->replay ||
+		   memcmp(&s->spec.replay, &spec->replay, sizeof(spec->replay))) {
 		struct us_replay *r;
 
 		m->rctx[i].m = m;
@@ -687,10 +738,7 @@ static void slot_apply(struct us_mirror *m, size_t i, const struct us_mirror_spe
 			us_error("mirror: workload %s: %s", spec->workload, err);
 			return;
 		}
-		if (s->replay) {
-			epoll_ctl(m->epfd, EPOLL_CTL_DEL, us_replay_fd(s->replay), NULL);
-			us_replay_free(s->replay);
-		}
+		slot_free_replay(m, s);
 		s->replay = r;
 		s->replayed_seen = s->sent_seen = 0;
 		ev.data.u64 = i + 1;
@@ -701,6 +749,10 @@ static void slot_apply(struct us_mirror *m, size_t i, const struct us_mirror_spe
 	if (m->cap && spec->cgroup_id &&
 	    us_capture_track(m->cap, spec->cgroup_id, (uint32_t)i, spec->ports, spec->nports) < 0)
 		us_error("mirror: workload %s: cannot capture its cgroup", spec->workload);
+	if (!s->replay) {
+		us_info("mirror: workload %s: measuring requests (no mirror)", spec->workload);
+		return;
+	}
 	us_info("mirror: workload %s -> %s (%s, sample %.3g, x%u%s)", spec->workload,
 		spec->replay.endpoint, spec->replay.mode == US_REPLAY_HTTP ? "http" : "raw",
 		spec->replay.sample, spec->replay.scale,
@@ -728,6 +780,9 @@ static void apply_pending(struct us_mirror *m)
 		free(specs[i]);
 		pthread_mutex_lock(&m->lock);
 		m->active_view[i] = m->slots[i].active;
+		m->replay_view[i] = m->slots[i].replay != NULL;
+		if (m->replay_view[i])
+			m->out[i].mirrored = 1;
 		pthread_mutex_unlock(&m->lock);
 	}
 }
@@ -893,15 +948,16 @@ int us_mirror_set(struct us_mirror *m, size_t idx, const struct us_mirror_spec *
 		return -EINVAL;
 	}
 	if (spec) {
-		if (!spec->replay.endpoint[0] || spec->replay.sample <= 0 ||
-		    spec->replay.sample > 1 || spec->replay.scale < 1) {
-			snprintf(err, errlen, "workload %s: mirror needs an endpoint, a sample in "
-				 "(0, 1] and a scale >= 1", spec->workload);
+		if (spec->replay.endpoint[0] && (spec->replay.sample <= 0 ||
+		    spec->replay.sample > 1 || spec->replay.scale < 1)) {
+			snprintf(err, errlen, "workload %s: mirror needs a sample in (0, 1] and "
+				 "a scale >= 1", spec->workload);
 			return -EINVAL;
 		}
 		if (!spec->nports) {
-			snprintf(err, errlen, "workload %s: mirroring needs the service ports "
-				 "(`ports:`) whose connections to capture", spec->workload);
+			snprintf(err, errlen, "workload %s: %s needs the service ports "
+				 "(`ports:`) whose connections to capture", spec->workload,
+				 spec->replay.endpoint[0] ? "mirroring" : "measuring requests");
 			return -EINVAL;
 		}
 		copy = malloc(sizeof(*copy));
@@ -942,11 +998,15 @@ void us_mirror_add_figures(struct us_mirror *m, size_t idx, struct us_batch *b)
 	o = &m->out[idx];
 	if (m->active_view[idx] || o->prod_latency.count || o->c[MC_CONNS_OPENED]) {
 		us_batch_add_hist(b, "request_latency", "ns", &o->prod_latency);
-		us_batch_add_hist(b, "shadow_request_latency", "ns", &o->shadow_latency);
+		if (o->mirrored)
+			us_batch_add_hist(b, "shadow_request_latency", "ns", &o->shadow_latency);
 		for (int k = 0; k < MC_NR; k++)
-			us_batch_add_counter(b, counter_names[k].name, counter_names[k].unit, o->c[k]);
+			if (o->mirrored || !counter_names[k].shadow)
+				us_batch_add_counter(b, counter_names[k].name, counter_names[k].unit,
+						     o->c[k]);
 		us_batch_add_gauge(b, "capture_conns_open", "1", (double)o->conns_open);
 	}
+	o->mirrored = m->replay_view[idx];
 	us_hist_reset(&o->prod_latency);
 	us_hist_reset(&o->shadow_latency);
 	memset(o->c, 0, sizeof(o->c));

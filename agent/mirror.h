@@ -4,7 +4,9 @@
  * production's server-side latency per request, hands the request bytes to
  * replay, pairs each request's production and shadow figures, and keeps
  * per-interval histograms, coverage counters and request samples that the
- * agent's main thread collects each interval.
+ * agent's main thread collects each interval. A workload measured without
+ * a mirror (`requests: true`) is captured and framed the same way, with no
+ * replay: production-only samples and no shadow figures.
  *
  * The thread never blocks production: the capture is a ring buffer that the
  * kernel never waits on, and replay drops whole requests when a shadow is
@@ -29,7 +31,7 @@ struct us_mirror_spec {
 	uint64_t cgroup_id;          /* 0: not resolved yet (no capture) */
 	uint32_t ports[16];          /* service ports whose accepted connections are captured */
 	size_t nports;
-	struct us_replay_config replay;
+	struct us_replay_config replay;  /* endpoint "": measure only, no replay */
 };
 
 /* One request as the agent reports it (RequestSample on the wire). */
@@ -55,9 +57,9 @@ int us_mirror_start(const struct us_capture_opts *copts, struct us_mirror **out,
 		    size_t errlen);
 void us_mirror_stop(struct us_mirror *m);
 
-/* Starts, changes (spec) or stops (spec NULL) mirroring of workload slot
- * idx (the workload's index in the agent config). Applied by the thread
- * before its next event; err says what is wrong with the spec. */
+/* Starts, changes (spec) or stops (spec NULL) capture and mirroring of
+ * workload slot idx (the workload's index in the agent config). Applied by
+ * the thread before its next event; err says what is wrong with the spec. */
 int us_mirror_set(struct us_mirror *m, size_t idx, const struct us_mirror_spec *spec,
 		  char *err, size_t errlen);
 int us_mirror_active(struct us_mirror *m, size_t idx);

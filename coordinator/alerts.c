@@ -55,8 +55,8 @@ static int append(struct us_alerts_result *out, size_t *cap, const struct us_ale
 }
 
 /* Runs a fresh detector over vals (NaN steps skipped), appending alerts. */
-static int detect(const double *vals, const uint64_t *ts, size_t n, enum us_alert_series s,
-		  struct us_alerts_result *out, size_t *cap)
+static int detect(const double *vals, const uint64_t *ts, size_t n, uint64_t step_ns,
+		  enum us_alert_series s, struct us_alerts_result *out, size_t *cap)
 {
 	struct us_anomaly_params p;
 	struct us_anomaly *a;
@@ -67,6 +67,7 @@ static int detect(const double *vals, const uint64_t *ts, size_t n, enum us_aler
 		finite += isfinite(vals[i]) != 0;
 	us_anomaly_defaults(&p);
 	p.probation = us_anomaly_probation(finite);
+	p.season = us_anomaly_season((double)step_ns / 1e9);
 	a = us_anomaly_new(&p);
 	if (!a)
 		return -ENOMEM;
@@ -146,7 +147,7 @@ int us_alerts_run(sqlite3 *db, const struct us_alerts_query *q, struct us_alerts
 	if (align(pp, np, sp, ns, q->field, &ts, vals, &n) < 0)
 		goto oom;
 	for (int s = 0; s < 3; s++)
-		if (detect(vals[s], ts, n, (enum us_alert_series)s, out, &cap) < 0)
+		if (detect(vals[s], ts, n, q->step_ns, (enum us_alert_series)s, out, &cap) < 0)
 			goto oom;
 	rc = 0;
 	goto cleanup;

@@ -10,10 +10,17 @@
  *  3. likelihood: each |z| is compressed (log1p) into a feature whose mean and
  *     deviation over the last `window` points are tracked; the average of the
  *     last few features is compared with that distribution and the Gaussian
- *     tail gives a likelihood in [0,1]. The score is the larger of the two.
+ *     tail gives a likelihood in [0,1];
+ *  4. seasonal expert (when the points per day are known): the spike
+ *     likelihood is also computed for the distance from v to the range of
+ *     yesterday's events within an hour of this time of day (points that
+ *     were themselves 3 sigma off their baseline), and the smaller of the two
+ *     is kept: a daily job is explained, noise yesterday explains nothing.
+ * The score is the larger of the spike and the level-shift likelihoods.
  * An alert needs score >= threshold, the probation over, and `suppress`
  * points since the last alert (NAB counts only the first detection in a
- * window and charges every other one as a false positive). */
+ * window and charges every other one as a false positive). LEVEL_K points
+ * after any alert, a level that held restarts the baseline. */
 #include "anomaly.h"
 
 #include <math.h>
@@ -44,6 +51,9 @@ struct us_anomaly {
 	size_t nlevel;
 	double level_sum;
 	struct feat spike, shift;
+	double *hist;           /* ring of the last season + tol values, oldest at hhead */
+	double *hz;             /* their deviations from the baseline of the time */
+	size_t hhead, hn, tol;
 	uint64_t seen;
 	uint64_t last_alert;    /* point index + 1 of the last alert, 0 for none */
 	uint64_t check_at;      /* when to see whether a level shift held, 0 for never */
@@ -55,6 +65,16 @@ void us_anomaly_defaults(struct us_anomaly_params *p)
 	p->probation = 750;
 	p->suppress = 288;
 	p->threshold = 0.9999;
+	p->season = 0;
+}
+
+size_t us_anomaly_season(double step_s)
+{
+	double n = step_s > 0 ? 86400.0 / step_s : 0;
+
+	/* why: with fewer than 24 points a day the one-hour tolerance of the
+	 * seasonal expert is no point at all */
+	return n >= 24 && n <= (double)(1u << 20) ? (size_t)(n + 0.5) : 0;
 }
 
 size_t us_anomaly_probation(size_t n)
@@ -69,7 +89,7 @@ struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p)
 	struct us_anomaly *a;
 
 	if (p->window < MIN_BASE || p->window > (1u << 20) || !(p->threshold > 0) ||
-	    !(p->threshold <= 1))
+	    !(p->threshold <= 1) || (p->season && (p->season < 24 || p->season > (1u << 20))))
 		return NULL;
 	if (!(a = calloc(1, sizeof(*a))))
 		return NULL;
@@ -83,7 +103,13 @@ struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p)
 	a->sorted = malloc(p->window * sizeof(double));
 	a->spike.ring = malloc(p->window * sizeof(double));
 	a->shift.ring = malloc(p->window * sizeof(double));
-	if (!a->vals || !a->sorted || !a->spike.ring || !a->shift.ring) {
+	a->tol = p->season / 24;
+	if (p->season) {
+		a->hist = malloc((p->season + a->tol) * sizeof(double));
+		a->hz = malloc((p->season + a->tol) * sizeof(double));
+	}
+	if (!a->vals || !a->sorted || !a->spike.ring || !a->shift.ring ||
+	    (p->season && (!a->hist || !a->hz))) {
 		us_anomaly_free(a);
 		return NULL;
 	}
@@ -98,6 +124,8 @@ void us_anomaly_free(struct us_anomaly *a)
 	free(a->sorted);
 	free(a->spike.ring);
 	free(a->shift.ring);
+	free(a->hist);
+	free(a->hz);
 	free(a);
 }
 
@@ -179,27 +207,35 @@ static void baseline(const struct us_anomaly *a, double *m, double *s)
 
 /* ---- likelihood ----------------------------------------------------------- */
 
+/* The likelihood that a feature average avg is not drawn from the long-term
+ * distribution so far, in [0,1]; 0 while it has too few features. */
+static double feat_like(const struct feat *ft, double avg)
+{
+	double mean, var, sd, like;
+
+	if (ft->n < MIN_FEAT)
+		return 0;
+	mean = ft->sum / (double)ft->n;
+	var = ft->sumsq / (double)ft->n - mean * mean;
+	sd = sqrt(var > 0 ? var : 0);
+	if (sd < 1e-3)
+		sd = 1e-3;      /* features are log1p(|z|): 1e-3 is noise */
+	like = 1.0 - 0.5 * erfc((avg - mean) / sd / M_SQRT2);
+	return like < 0 ? 0 : like;
+}
+
 /* Adds feature f; returns the likelihood that the recent features are not
  * drawn from the long-term distribution (before f was added), in [0,1]. */
 static double feat_push(struct feat *ft, size_t window, double f)
 {
-	double like = 0, avg = 0;
+	double like, avg = 0;
+	size_t k;
 
 	ft->recent[ft->nrecent++ % ft->navg] = f;
-	if (ft->n >= MIN_FEAT) {
-		double mean = ft->sum / (double)ft->n;
-		double var = ft->sumsq / (double)ft->n - mean * mean;
-		double sd = sqrt(var > 0 ? var : 0);
-		size_t k = ft->nrecent < ft->navg ? ft->nrecent : ft->navg;
-
-		for (size_t i = 0; i < k; i++)
-			avg += ft->recent[i];
-		avg /= (double)k;
-		if (sd < 1e-3)
-			sd = 1e-3;      /* features are log1p(|z|): 1e-3 is noise */
-		like = 1.0 - 0.5 * erfc((avg - mean) / sd / M_SQRT2);
-		like = like < 0 ? 0 : like;
-	}
+	k = ft->nrecent < ft->navg ? ft->nrecent : ft->navg;
+	for (size_t i = 0; i < k; i++)
+		avg += ft->recent[i];
+	like = feat_like(ft, avg / (double)k);
 	if (ft->n == window) {
 		double old = ft->ring[ft->head];
 
@@ -225,6 +261,48 @@ static double feat_push(struct feat *ft, size_t window, double f)
 	return like;
 }
 
+/* ---- seasonal expert ------------------------------------------------------ */
+
+static void season_push(struct us_anomaly *a, double v, double z)
+{
+	size_t cap = a->p.season + a->tol, i;
+
+	if (!a->p.season)
+		return;
+	if (a->hn == cap) {
+		i = a->hhead;
+		a->hhead = (a->hhead + 1) % cap;
+	} else {
+		i = (a->hhead + a->hn++) % cap;
+	}
+	a->hist[i] = v;
+	a->hz[i] = z;
+}
+
+/* The distance from v to the range of the events one season ago, tol points
+ * either side (0 inside it): the values that were themselves 3 sigma off
+ * their baseline. -1 when there was none or less than a season is known:
+ * ordinary noise yesterday explains nothing today. */
+static double season_dist(const struct us_anomaly *a, double v)
+{
+	size_t cap = a->p.season + a->tol;
+	double lo = INFINITY, hi = -INFINITY;
+
+	if (!a->p.season || a->hn < cap)
+		return -1;
+	for (size_t j = 0; j <= 2 * a->tol; j++) {
+		double x = a->hist[(a->hhead + j) % cap];
+
+		if (fabs(a->hz[(a->hhead + j) % cap]) < 3)
+			continue;
+		lo = x < lo ? x : lo;
+		hi = x > hi ? x : hi;
+	}
+	if (lo > hi)
+		return -1;
+	return v > hi ? v - hi : v < lo ? lo - v : 0;
+}
+
 /* ---- the step ------------------------------------------------------------- */
 
 /* After a level shift the old values describe a level that is gone: start
@@ -238,10 +316,10 @@ static int cmp_double(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
-/* LEVEL_K points after a level-shift alert, the shift is sustained when even
- * the median of the last LEVEL_K values is off the baseline by 3 sigma: a
- * burst of a few points moves the mean of the level window but not its
- * median, and must not reset the baseline. */
+/* LEVEL_K points after an alert (a spike may open a new level), the shift
+ * is sustained when even the median of the last LEVEL_K values is off the
+ * baseline by 3 sigma: a burst of a few points moves the mean of the level
+ * window but not its median, and must not reset the baseline. */
 static int sustained(const struct us_anomaly *a, double m, double s)
 {
 	double v[LEVEL_K];
@@ -268,6 +346,7 @@ static void rebase(struct us_anomaly *a)
 void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r)
 {
 	double m = v, s = 1, z1 = 0, zk = 0, l1 = 0, lk = 0;
+	double ds, ls;
 	size_t nk;
 
 	memset(r, 0, sizeof(*r));
@@ -278,10 +357,21 @@ void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r
 		baseline(a, &m, &s);
 		z1 = (v - m) / s;
 		zk = (a->level_sum / (double)nk - m) / s;
+		/* why: a point is a surprise only when neither the baseline nor the
+		 * same time yesterday explains it (a daily job is not an anomaly);
+		 * the seasonal deviation is judged by the same distribution */
+		ds = season_dist(a, v);
+		ls = ds >= 0 ? feat_like(&a->spike, log1p(ds / s)) : 1;
 		l1 = feat_push(&a->spike, a->p.window, log1p(fabs(z1)));
+		l1 = ls < l1 ? ls : l1;
 		lk = feat_push(&a->shift, a->p.window, log1p(fabs(zk)));
+		/* why: a level the present point is not on is no shift, only the
+		 * echo of a spike in the mean, and the spike was judged already */
+		if (z1 * zk <= 0)
+			lk = 0;
 	}
 	baseline_push(a, v);
+	season_push(a, v, z1);
 	a->seen++;
 
 	r->baseline = m;
@@ -300,8 +390,7 @@ void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r
 	    (a->last_alert == 0 || a->seen - a->last_alert > a->p.suppress)) {
 		r->anomaly = 1;
 		a->last_alert = a->seen;
-		if (r->kind == US_ANOM_SHIFT_UP || r->kind == US_ANOM_SHIFT_DOWN)
-			a->check_at = a->seen + LEVEL_K;
+		a->check_at = a->seen + LEVEL_K;
 	} else if (a->check_at == a->seen) {
 		a->check_at = 0;
 		if (sustained(a, m, s))

@@ -6,7 +6,9 @@
  * the mean of the last few points ("level shift"). Each deviation is turned
  * into a likelihood by comparing its short-term average with its own
  * long-term distribution (Numenta's "anomaly likelihood" idea), so a series
- * that is always jumpy does not alarm all the time. The score is that
+ * that is always jumpy does not alarm all the time. With `season` set, a
+ * spike that repeats one at the same time yesterday (within an hour) is
+ * explained by a second, seasonal expert and scores low. The score is the
  * likelihood in [0,1]; a point is an anomaly when the score reaches a fixed
  * threshold, outside the probationary period and not within `suppress`
  * points of the previous alert. See docs/anomalies.md. */
@@ -21,6 +23,7 @@ struct us_anomaly_params {
 	size_t probation;       /* first N points never alert (default 750) */
 	size_t suppress;        /* points after an alert that cannot alert (default 288) */
 	double threshold;       /* score at which a point is an anomaly (default 0.9999) */
+	size_t season;          /* points per day, 0 for no seasonal expert (default 0) */
 };
 
 enum us_anomaly_kind {
@@ -42,6 +45,9 @@ struct us_anomaly;
 void us_anomaly_defaults(struct us_anomaly_params *p);
 /* NAB's probationary period for a series of n points: min(15% n, 750). */
 size_t us_anomaly_probation(size_t n);
+/* Points per day at one point every step_s seconds, 0 when that is not a
+ * usable season (fewer than 24 or more than 2^20 points). */
+size_t us_anomaly_season(double step_s);
 /* NULL when out of memory or a parameter is out of range. */
 struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p);
 void us_anomaly_free(struct us_anomaly *a);

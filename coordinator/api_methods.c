@@ -1,6 +1,6 @@
 /* gRPC API methods: the path → handler table and the handlers, which
  * validate requests (INVALID_ARGUMENT names the field), read the store
- * through the server's read-only connection and build malloc'd responses
+ * through the server's connection and build malloc'd responses
  * that the server packs and frees with protobuf_c_message_free_unpacked. */
 #include "api_methods.h"
 
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.pb-c.h"
+#include "api_control.h"
 #include "clock.h"
 #include "compare.h"
 #include "envelope.h"
@@ -754,15 +755,31 @@ static const struct us_api_method methods[] = {
 	  us_api_recommend, "recommend" },
 	{ "/understudy.api.Anomalies/Run", &understudy__api__anomalies_request__descriptor,
 	  us_api_anomalies, "anomalies" },
-	/* control verbs: declared in api.proto, implemented by later issues */
-	{ "/understudy.api.Shadow/Start", &understudy__api__shadow_request__descriptor, NULL, "shadow" },
+	{ "/understudy.api.Instances/Deploy", &understudy__api__deploy_request__descriptor,
+	  us_api_deploy, "deploy" },
+	{ "/understudy.api.Instances/List", &understudy__api__instances_list_request__descriptor,
+	  us_api_instances_list, "instances" },
+	{ "/understudy.api.Instances/Decommission",
+	  &understudy__api__decommission_request__descriptor, us_api_decommission,
+	  "decommission" },
+	{ "/understudy.api.Shadow/Start", &understudy__api__shadow_request__descriptor,
+	  us_api_shadow_start, "shadow start" },
+	{ "/understudy.api.Shadow/Stop", &understudy__api__shadow_stop_request__descriptor,
+	  us_api_shadow_stop, "shadow stop" },
 	{ "/understudy.api.Compare/Run", &understudy__api__compare_request__descriptor, compare_run,
 	  "compare" },
+	/* declared in api.proto; the CLI computes these locally */
 	{ "/understudy.api.Forecast/Run", &understudy__api__forecast_request__descriptor, NULL,
 	  "forecast" },
 	{ "/understudy.api.Plan/Make", &understudy__api__plan_request__descriptor, NULL, "plan" },
-	{ "/understudy.api.Migrate/Start", &understudy__api__migrate_request__descriptor, NULL,
-	  "migrate" },
+	{ "/understudy.api.Migrate/Start", &understudy__api__migrate_request__descriptor,
+	  us_api_migrate_start, "migrate" },
+	{ "/understudy.api.Migrate/Approve", &understudy__api__migrate_action_request__descriptor,
+	  us_api_migrate_approve, "approve" },
+	{ "/understudy.api.Migrate/Rollback", &understudy__api__migrate_action_request__descriptor,
+	  us_api_migrate_rollback, "rollback" },
+	{ "/understudy.api.Migrate/List", &understudy__api__migrations_list_request__descriptor,
+	  us_api_migrations_list, "migrations" },
 };
 
 const struct us_api_method *us_api_find_method(const char *path)

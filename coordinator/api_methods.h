@@ -12,8 +12,10 @@
 #include "frame.h"
 
 struct us_api_ctx {
-	sqlite3 *db;            /* owned by the server thread; writes only commands */
+	sqlite3 *db;            /* owned by the server thread; writes commands and control rows */
 	struct us_codec codec;  /* envelope decoding */
+	/* the control verbs' inputs (api_control.c); NULL or "" = unset */
+	const char *workloads_dir, *policies_path, *catalog_path;
 };
 
 /* Returns a grpc_status_code. On GRPC_STATUS_OK *resp is a message whose

@@ -457,7 +457,8 @@ static void *serve(void *arg)
 
 static int open_store(struct us_api_server *s, const char *path, char *err, size_t errlen)
 {
-	/* read-write only to queue agent commands; everything else reads */
+	/* read-write to queue agent commands and record control requests
+	 * (api_control.c); everything else reads */
 	if (sqlite3_open_v2(path, &s->ctx.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "api: store %s: %s", path, sqlite3_errmsg(s->ctx.db));
@@ -478,6 +479,9 @@ struct us_api_server *us_api_server_start(const struct us_api_server_config *cfg
 		return NULL;
 	}
 	us_codec_init(&s->ctx.codec);
+	s->ctx.workloads_dir = cfg->workloads_dir;
+	s->ctx.policies_path = cfg->policies_path;
+	s->ctx.catalog_path = cfg->catalog_path;
 	grpc_init();
 	s->grpc_inited = true;
 	if (open_store(s, cfg->db_path, err, errlen) < 0)

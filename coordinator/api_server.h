@@ -1,5 +1,5 @@
 /* The coordinator's gRPC API server (proto/api.proto): one thread with its own
- * completion queue and its own read-only SQLite connection to the store,
+ * completion queue and its own SQLite connection to the store,
  * listening on a unix socket (mode 0660) and optionally on TCP with TLS and a
  * bearer token. Requests are answered one at a time, in arrival order; a
  * query that outlives the caller's deadline is interrupted. */
@@ -14,7 +14,12 @@ struct us_api_server_config {
 	const char *tls_cert;     /* PEM files, required with tcp_listen */
 	const char *tls_key;
 	const char *token_file;   /* required with tcp_listen */
-	const char *db_path;      /* the store (opened read-only) */
+	const char *db_path;      /* the store */
+	/* control verbs (api_control.c): controller.workloads_dir,
+	 * controller.policies, provider.local.catalog; must outlive the server */
+	const char *workloads_dir;
+	const char *policies_path;
+	const char *catalog_path; /* NULL or "": the default catalog */
 };
 
 struct us_api_server;

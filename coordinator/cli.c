@@ -73,6 +73,14 @@ static const struct verb verbs[] = {
 	{ "recommend", "rightsizing: instance types that fit a workload, cheapest first", NULL, us_cli_recommend },
 	{ "forecast", "forecast a timestamp,value CSV with an automatically chosen model", NULL, us_cli_forecast },
 	{ "plan", "capacity plan: instances per step and pre-allocation requests", NULL, us_cli_plan },
+	{ "deploy", "ask for a production instance of a workload on an instance type", NULL, us_cli_deploy },
+	{ "instances", "list the instances the coordinator manages", NULL, us_cli_instances },
+	{ "decommission", "ask for an instance to be stopped and released", NULL, us_cli_decommission },
+	{ "shadow", "start, stop or list a workload's shadow instance", NULL, us_cli_shadow },
+	{ "migrate", "start a migration to another instance type and follow it", NULL, us_cli_migrate },
+	{ "approve", "approve a workload's migration to shift traffic", NULL, us_cli_approve },
+	{ "rollback", "roll a workload's migration back", NULL, us_cli_rollback },
+	{ "migrations", "list migrations: state, traffic step, transitions", NULL, us_cli_migrations },
 };
 
 static void usage(FILE *out)
@@ -83,7 +91,7 @@ static void usage(FILE *out)
 		"\n"
 		"verbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+		fprintf(out, "  %-12s %s\n", verbs[i].name, verbs[i].summary);
 	fprintf(out,
 		"\n"
 		"`understudy VERB --help` describes a verb. Exit status: 0 success,\n"

@@ -25,5 +25,14 @@ int us_cli_anomalies(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_recommend(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_forecast(const struct us_cli_opts *o, int argc, char **argv);
 int us_cli_plan(const struct us_cli_opts *o, int argc, char **argv);
+/* cli_control.c: instances, shadows and migrations */
+int us_cli_deploy(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_instances(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_decommission(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_shadow(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_migrate(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_approve(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_rollback(const struct us_cli_opts *o, int argc, char **argv);
+int us_cli_migrations(const struct us_cli_opts *o, int argc, char **argv);
 
 #endif

@@ -27,7 +27,9 @@ static void anomalies_usage(FILE *out)
 		"a header line, then \"YYYY-MM-DD HH:MM:SS,value\" or unix seconds) and prints\n"
 		"timestamp, value, score (likelihood in [0,1]) and anomaly (0 or 1) per point.\n"
 		"An anomaly is a point whose score reaches 0.9999, after the probation and not\n"
-		"within 288 points of the previous alert; see docs/anomalies.md.\n"
+		"within 288 points of the previous alert. The mean step gives the points per\n"
+		"day: a spike like one at the same time yesterday is not an anomaly.\n"
+		"See docs/anomalies.md.\n"
 		"  --input F           the series (required)\n"
 		"  --reasons           add a `reason` column (always in the table)\n"
 		"  --allow-duplicates  accept a timestamp equal to the previous line's\n"
@@ -120,6 +122,10 @@ static int run(const struct us_cli_opts *o, const char *input, unsigned flags, l
 	}
 	us_anomaly_defaults(&p);
 	p.probation = probation >= 0 ? (size_t)probation : us_anomaly_probation(s.n);
+	/* why: the mean step (gaps and NAB's DST duplicates barely move it) */
+	if (s.n > 1)
+		p.season = us_anomaly_season((double)(s.p[s.n - 1].t_us - s.p[0].t_us) / 1e6 /
+					     (double)(s.n - 1));
 	if (!(a = us_anomaly_new(&p)) ||
 	    !(t = us_table_new(cols, reasons || o->format == US_OUT_TABLE ? 5 : 4))) {
 		fprintf(stderr, "understudy anomalies: out of memory\n");

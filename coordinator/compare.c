@@ -120,29 +120,27 @@ cleanup:
 	return rc;
 }
 
-/* No pairs: each role's own samples, unpaired. */
-static int gather_roles(sqlite3 *db, const char *w, uint64_t from, uint64_t to,
-			struct gather *g, struct us_cmp_input *in, char *err, size_t errlen)
+/* One side's own samples (workload w, role), unpaired: latencies into lat,
+ * requests and errors counted. */
+static int gather_side(sqlite3 *db, const char *w, int role, uint64_t from, uint64_t to,
+		       struct vec *lat, uint64_t *requests, uint64_t *errors, char *err,
+		       size_t errlen)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = -1, st;
 
-	if (sqlite3_prepare_v2(db, "SELECT role, latency_ns, status_class FROM request_samples "
-			       "WHERE workload = ? AND start_ns >= ? AND start_ns < ?",
+	if (sqlite3_prepare_v2(db, "SELECT latency_ns, status_class FROM request_samples "
+			       "WHERE workload = ? AND role = ? AND start_ns >= ? AND start_ns < ?",
 			       -1, &q, NULL) != SQLITE_OK)
 		return sql_fail(db, err, errlen);
 	sqlite3_bind_text(q, 1, w, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, (sqlite3_int64)from);
-	sqlite3_bind_int64(q, 3, (sqlite3_int64)to);
-	in->prod_requests = in->shadow_requests = in->prod_errors = in->shadow_errors = 0;
-	g->prod.n = g->shadow.n = 0;
+	sqlite3_bind_int(q, 2, role);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)from);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)to);
 	while ((st = sqlite3_step(q)) == SQLITE_ROW) {
-		bool shadow = sqlite3_column_int(q, 0) == UNDERSTUDY__ROLE__SHADOW;
-		bool e = is_error_class(sqlite3_column_int(q, 2));
-
-		*(shadow ? &in->shadow_requests : &in->prod_requests) += 1;
-		*(shadow ? &in->shadow_errors : &in->prod_errors) += e;
-		if (vec_push(shadow ? &g->shadow : &g->prod, (double)sqlite3_column_int64(q, 1)) < 0) {
+		*requests += 1;
+		*errors += is_error_class(sqlite3_column_int(q, 1));
+		if (vec_push(lat, (double)sqlite3_column_int64(q, 0)) < 0) {
 			snprintf(err, errlen, "out of memory");
 			goto cleanup;
 		}
@@ -155,6 +153,19 @@ static int gather_roles(sqlite3 *db, const char *w, uint64_t from, uint64_t to,
 cleanup:
 	sqlite3_finalize(q);
 	return rc;
+}
+
+/* Each side's own samples, unpaired (counts start afresh). */
+static int gather_roles(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from,
+			uint64_t to, struct gather *g, struct us_cmp_input *in, char *err,
+			size_t errlen)
+{
+	in->prod_requests = in->shadow_requests = in->prod_errors = in->shadow_errors = 0;
+	g->prod.n = g->shadow.n = 0;
+	return gather_side(db, sd->prod, sd->prod_role, from, to, &g->prod, &in->prod_requests,
+			   &in->prod_errors, err, errlen) < 0 ||
+	       gather_side(db, sd->shadow, sd->shadow_role, from, to, &g->shadow,
+			   &in->shadow_requests, &in->shadow_errors, err, errlen) < 0 ? -1 : 0;
 }
 
 /* Merges the raw histogram points of one series over the window; *out
@@ -247,29 +258,35 @@ cleanup:
 	return rc;
 }
 
-static int gather_series(sqlite3 *db, const char *w, uint64_t from, uint64_t to,
-			 struct gather *g, char *err, size_t errlen)
+static int gather_series(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from,
+			 uint64_t to, struct gather *g, char *err, size_t errlen)
 {
 	static const char *const hists[US_HKPI_NR] = { "runq_latency", "io_latency", "tcp_rtt" };
-	const int P = UNDERSTUDY__ROLE__PRODUCTION, S = UNDERSTUDY__ROLE__SHADOW;
+	const int P = UNDERSTUDY__ROLE__PRODUCTION;
+	const char *wp = sd->prod, *ws = sd->shadow;
+	int rp = sd->prod_role, rs = sd->shadow_role;
+	bool same = strcmp(wp, ws) == 0;
 
 	for (int h = 0; h < US_HKPI_NR; h++)
-		if (merge_hist(db, w, P, hists[h], from, to, g, &g->hp[h], err, errlen) < 0 ||
-		    merge_hist(db, w, S, hists[h], from, to, g, &g->hs[h], err, errlen) < 0)
+		if (merge_hist(db, wp, rp, hists[h], from, to, g, &g->hp[h], err, errlen) < 0 ||
+		    merge_hist(db, ws, rs, hists[h], from, to, g, &g->hs[h], err, errlen) < 0)
 			return -1;
-	/* retransmits per minute, memory, CPU ns per request: the production
-	 * agent counts requests and shadow answers (its mirror) */
-	if (per_minute(db, w, P, "tcp_retransmits", 0, NULL, from, to, false, &g->iv_prod[0], g,
+	/* retransmits per minute, memory, CPU ns per request: in one workload
+	 * the production agent counts requests and shadow answers (its
+	 * mirror); a shadow measured as its own workload counts its requests */
+	if (per_minute(db, wp, rp, "tcp_retransmits", 0, NULL, from, to, false, &g->iv_prod[0], g,
 		       err, errlen) < 0 ||
-	    per_minute(db, w, S, "tcp_retransmits", 0, NULL, from, to, false, &g->iv_shadow[0], g,
+	    per_minute(db, ws, rs, "tcp_retransmits", 0, NULL, from, to, false, &g->iv_shadow[0], g,
 		       err, errlen) < 0 ||
-	    per_minute(db, w, P, "cpu_usage", P, "requests", from, to, false, &g->iv_prod[1], g,
+	    per_minute(db, wp, rp, "cpu_usage", rp, "requests", from, to, false, &g->iv_prod[1], g,
 		       err, errlen) < 0 ||
-	    per_minute(db, w, S, "cpu_usage", P, "shadow_responses", from, to, false,
-		       &g->iv_shadow[1], g, err, errlen) < 0 ||
-	    per_minute(db, w, P, "memory_current", 0, NULL, from, to, true, &g->iv_prod[2], g,
+	    (same ? per_minute(db, ws, rs, "cpu_usage", P, "shadow_responses", from, to, false,
+			       &g->iv_shadow[1], g, err, errlen)
+		  : per_minute(db, ws, rs, "cpu_usage", rs, "requests", from, to, false,
+			       &g->iv_shadow[1], g, err, errlen)) < 0 ||
+	    per_minute(db, wp, rp, "memory_current", 0, NULL, from, to, true, &g->iv_prod[2], g,
 		       err, errlen) < 0 ||
-	    per_minute(db, w, S, "memory_current", 0, NULL, from, to, true, &g->iv_shadow[2], g,
+	    per_minute(db, ws, rs, "memory_current", 0, NULL, from, to, true, &g->iv_shadow[2], g,
 		       err, errlen) < 0)
 		return -1;
 	return 0;
@@ -292,17 +309,47 @@ static void gather_free(struct gather *g)
 int us_compare_store(sqlite3 *db, const char *workload, uint64_t from_ns, uint64_t to_ns,
 		     const struct us_policy *pol, struct us_verdict *v, char *err, size_t errlen)
 {
+	struct us_compare_sides sd = {
+		.prod = workload, .prod_role = UNDERSTUDY__ROLE__PRODUCTION,
+		.shadow = workload, .shadow_role = UNDERSTUDY__ROLE__SHADOW,
+	};
+
+	return us_compare_store_sides(db, &sd, from_ns, to_ns, pol, v, err, errlen);
+}
+
+int us_compare_store_sides(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from_ns,
+			   uint64_t to_ns, const struct us_policy *pol, struct us_verdict *v,
+			   char *err, size_t errlen)
+{
 	struct us_cmp_input in = { 0 };
 	struct gather g = { 0 };
+	bool same = strcmp(sd->prod, sd->shadow) == 0;
 	int rc = -1;
 
-	if (gather_pairs(db, workload, from_ns, to_ns, &g, &in, err, errlen) < 0)
+	/* the mirror's accounting (throughput, errors over the same requests)
+	 * comes from production's rows either way */
+	if (gather_pairs(db, sd->prod, from_ns, to_ns, &g, &in, err, errlen) < 0)
 		goto cleanup;
-	in.paired = g.prod.n > 0;
-	if (!in.paired && gather_roles(db, workload, from_ns, to_ns, &g, &in, err, errlen) < 0)
+	in.paired = same && g.prod.n > 0;
+	if (!same) {
+		/* both sides measured on their servers: latency unpaired */
+		uint64_t req[2] = { 0 }, errs[2] = { 0 };
+
+		g.prod.n = g.shadow.n = 0;
+		if (gather_side(db, sd->prod, sd->prod_role, from_ns, to_ns, &g.prod, &req[0],
+				&errs[0], err, errlen) < 0 ||
+		    gather_side(db, sd->shadow, sd->shadow_role, from_ns, to_ns, &g.shadow, &req[1],
+				&errs[1], err, errlen) < 0)
+			goto cleanup;
+		if (!in.mirrored) { /* no mirror (clone, subset): each server's own errors */
+			in.prod_requests = req[0], in.prod_errors = errs[0];
+			in.shadow_requests = req[1], in.shadow_errors = errs[1];
+		}
+	} else if (!in.paired && gather_roles(db, sd, from_ns, to_ns, &g, &in, err, errlen) < 0) {
 		goto cleanup;
+	}
 	g.rows += g.prod.n + g.shadow.n;
-	if (gather_series(db, workload, from_ns, to_ns, &g, err, errlen) < 0)
+	if (gather_series(db, sd, from_ns, to_ns, &g, err, errlen) < 0)
 		goto cleanup;
 	if (g.rows == 0) {
 		rc = 1;

@@ -16,6 +16,21 @@
 int us_compare_store(sqlite3 *db, const char *workload, uint64_t from_ns, uint64_t to_ns,
 		     const struct us_policy *pol, struct us_verdict *v, char *err, size_t errlen);
 
+/* Where each side's figures are: a workload and role. In one workload
+ * (production and shadow roles, the agent's mirror) latency is paired when
+ * mirrored requests were answered; two workloads (a shadow instance
+ * measured as its own workload, on its server like production) are
+ * compared unpaired, with the mirror's throughput and error accounting
+ * from production's rows when there is a mirror. */
+struct us_compare_sides {
+	const char *prod, *shadow;
+	int prod_role, shadow_role;     /* UNDERSTUDY__ROLE__* */
+};
+
+int us_compare_store_sides(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from_ns,
+			   uint64_t to_ns, const struct us_policy *pol, struct us_verdict *v,
+			   char *err, size_t errlen);
+
 /* The verdict as a malloc'd API message (free with
  * protobuf_c_message_free_unpacked), or NULL when out of memory. */
 Understudy__Api__CompareResponse *us_compare_response(const struct us_verdict *v);

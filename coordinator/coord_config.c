@@ -27,6 +27,14 @@ void us_coord_config_defaults(struct us_coord_config *c)
 	c->retention.requests_ns = 7 * 86400 * US_NS_PER_SEC;
 	snprintf(c->metrics.listen, sizeof(c->metrics.listen), "127.0.0.1:9461");
 	c->metrics.read_timeout_ns = 5 * US_NS_PER_SEC;
+	snprintf(c->controller.workloads_dir, sizeof(c->controller.workloads_dir),
+		 "/etc/understudy/workloads");
+	snprintf(c->controller.policies, sizeof(c->controller.policies),
+		 "/etc/understudy/policies.yaml");
+	snprintf(c->controller.agent_dropin_dir, sizeof(c->controller.agent_dropin_dir),
+		 "/etc/understudy/workloads.d");
+	c->controller.interval_ns = 500 * US_NS_PER_MS;
+	us_provider_config_defaults(&c->provider);
 }
 
 /* api: TCP is opt-in and never in the clear or unauthenticated: a listener
@@ -145,11 +153,98 @@ static int load_store_section(const struct us_conf_doc *doc, const struct us_con
 	return 0;
 }
 
+static int load_controller_section(const struct us_conf_doc *doc, const struct us_conf_node *root,
+				   struct us_coord_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"workloads_dir", "policies", "agent", "agent_dropin_dir", "interval", NULL
+	};
+	const struct us_conf_node *m = NULL;
+
+	if (us_conf_get_map(doc, root, "controller", &m, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, m, keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "workloads_dir", c->controller.workloads_dir,
+			       sizeof(c->controller.workloads_dir), err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "policies", c->controller.policies,
+			       sizeof(c->controller.policies), err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "agent", c->controller.agent, sizeof(c->controller.agent),
+			       err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "agent_dropin_dir", c->controller.agent_dropin_dir,
+			       sizeof(c->controller.agent_dropin_dir), err, errlen) < 0 ||
+	    us_conf_get_duration(doc, m, "interval", &c->controller.interval_ns, err, errlen) < 0)
+		return -1;
+	if (c->controller.interval_ns < 50 * US_NS_PER_MS || c->controller.interval_ns > 60 * US_NS_PER_SEC)
+		return us_conf_errorf(doc, us_conf_get(m, "interval"), err, errlen,
+				      "must be between 50ms and 1m");
+	return 0;
+}
+
+/* A scale as a plain number: "0.25". */
+static int get_scale(const struct us_conf_doc *doc, const struct us_conf_node *m, double *out,
+		     char *err, size_t errlen)
+{
+	const struct us_conf_node *n = us_conf_get(m, "scale");
+	const char *s;
+	char *end;
+	double v;
+
+	if (!n || us_conf_is_null(n))
+		return 0;
+	s = us_conf_scalar(n, NULL);
+	v = s ? strtod(s, &end) : 0.0;
+	if (!s || end == s || *end || !(v > 0.0 && v <= 64.0))
+		return us_conf_errorf(doc, n, err, errlen, "expected a number in (0, 64], got '%s'",
+				      s ? s : "a mapping or list");
+	*out = v;
+	return 0;
+}
+
+static int load_provider_section(const struct us_conf_doc *doc, const struct us_conf_node *root,
+				 struct us_coord_config *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "kind", "local", "exec", NULL };
+	static const char *const local_keys[] = {
+		"scale", "address_range", "prefix", "state_dir", "catalog", NULL
+	};
+	static const char *const exec_keys[] = { "command", "timeout", NULL };
+	struct us_provider_config *p = &c->provider;
+	const struct us_conf_node *m = NULL, *l = NULL, *e = NULL;
+
+	if (us_conf_get_map(doc, root, "provider", &m, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, m, keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, m, "kind", p->kind, sizeof(p->kind), err, errlen) < 0 ||
+	    us_conf_get_map(doc, m, "local", &l, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, l, local_keys, err, errlen) < 0 ||
+	    get_scale(doc, l, &p->local.scale, err, errlen) < 0 ||
+	    us_conf_get_string(doc, l, "address_range", p->local.address_range,
+			       sizeof(p->local.address_range), err, errlen) < 0 ||
+	    us_conf_get_string(doc, l, "prefix", p->local.prefix, sizeof(p->local.prefix), err,
+			       errlen) < 0 ||
+	    us_conf_get_string(doc, l, "state_dir", p->local.state_dir, sizeof(p->local.state_dir),
+			       err, errlen) < 0 ||
+	    us_conf_get_string(doc, l, "catalog", p->local.catalog, sizeof(p->local.catalog), err,
+			       errlen) < 0 ||
+	    us_conf_get_map(doc, m, "exec", &e, err, errlen) < 0 ||
+	    us_conf_check_keys(doc, e, exec_keys, err, errlen) < 0 ||
+	    us_conf_get_string(doc, e, "command", p->exec.command, sizeof(p->exec.command), err,
+			       errlen) < 0 ||
+	    us_conf_get_duration(doc, e, "timeout", &p->exec.timeout_ns, err, errlen) < 0)
+		return -1;
+	if (strcmp(p->kind, "local") != 0 && strcmp(p->kind, "exec") != 0)
+		return us_conf_errorf(doc, us_conf_get(m, "kind"), err, errlen,
+				      "expected local or exec, got '%s'", p->kind);
+	if (strcmp(p->kind, "exec") == 0 && !p->exec.command[0])
+		return us_conf_errorf(doc, e ? e : m, err, errlen,
+				      "kind exec needs exec.command (the adapter to run)");
+	return 0;
+}
+
 int us_coord_config_load(const char *path, struct us_coord_config *c, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
 		"listen", "data_dir", "secret_key", "agents_dir", "heartbeat_timeout",
-		"batch_max", "store", "log_level", "api", "retention", "metrics", NULL
+		"batch_max", "store", "log_level", "api", "retention", "metrics",
+		"controller", "provider", NULL
 	};
 	struct us_conf_doc *doc = us_conf_load_file(path, err, errlen);
 	const struct us_conf_node *root;
@@ -171,6 +266,8 @@ int us_coord_config_load(const char *path, struct us_coord_config *c, char *err,
 	    load_api_section(doc, root, c, err, errlen) < 0 ||
 	    load_retention_section(doc, root, c, err, errlen) < 0 ||
 	    load_metrics_section(doc, root, c, err, errlen) < 0 ||
+	    load_controller_section(doc, root, c, err, errlen) < 0 ||
+	    load_provider_section(doc, root, c, err, errlen) < 0 ||
 	    us_conf_get_string(doc, root, "log_level", level, sizeof(level), err, errlen) < 0)
 		goto cleanup;
 	c->batch_max = (uint32_t)batch;

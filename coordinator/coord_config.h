@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "provider.h"
 
 #define US_PATH_MAX 4096
 
@@ -37,6 +38,14 @@ struct us_coord_config {
 		char listen[256];            /* host:port, "" = off; default 127.0.0.1:9461 */
 		uint64_t read_timeout_ns;    /* to send a request head, default 5s */
 	} metrics;
+	struct {                     /* the migration controller (coordinator/controller.c) */
+		char workloads_dir[US_PATH_MAX]; /* workload definitions NAME.yaml */
+		char policies[US_PATH_MAX];      /* policies file; missing = defaults */
+		char agent[128];                 /* agent measuring local instances; "" = none */
+		char agent_dropin_dir[US_PATH_MAX]; /* that agent's workloads_dir */
+		uint64_t interval_ns;            /* between passes, default 500ms */
+	} controller;
+	struct us_provider_config provider;
 };
 
 void us_coord_config_defaults(struct us_coord_config *c);

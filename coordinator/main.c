@@ -12,6 +12,7 @@
 #include "api_server.h"
 #include "auth.h"
 #include "clock.h"
+#include "controller.h"
 #include "coord_config.h"
 #include "ingest.h"
 #include "keys.h"
@@ -58,6 +59,7 @@ static int run(const struct us_coord_config *cfg)
 	struct us_api_server *api = NULL;
 	struct us_rollup *rollup = NULL;
 	struct us_metrics_http *metrics = NULL;
+	struct us_controller *controller = NULL;
 	struct us_rollup_config rcfg;
 	void *ctx = NULL;
 	char err[1024], db_path[US_PATH_MAX + 32];
@@ -92,7 +94,10 @@ static int run(const struct us_coord_config *cfg)
 	api = us_api_server_start(&(struct us_api_server_config){
 		.socket_path = cfg->api.socket, .tcp_listen = cfg->api.tcp_listen,
 		.tls_cert = cfg->api.tls_cert, .tls_key = cfg->api.tls_key,
-		.token_file = cfg->api.token_file, .db_path = db_path }, err, sizeof(err));
+		.token_file = cfg->api.token_file, .db_path = db_path,
+		.workloads_dir = cfg->controller.workloads_dir,
+		.policies_path = cfg->controller.policies,
+		.catalog_path = cfg->provider.local.catalog }, err, sizeof(err));
 	if (!api) {
 		us_error("%s", err);
 		goto cleanup;
@@ -122,6 +127,18 @@ static int run(const struct us_coord_config *cfg)
 		us_info("metrics on http://%s/metrics (port %u)", cfg->metrics.listen,
 			us_metrics_http_port(metrics));
 	}
+	/* its own thread and connection: provider calls never delay an ack */
+	controller = us_controller_start(&(struct us_controller_config){
+		.db_path = db_path, .data_dir = cfg->data_dir,
+		.workloads_dir = cfg->controller.workloads_dir,
+		.policies_path = cfg->controller.policies, .agent = cfg->controller.agent,
+		.agent_dropin_dir = cfg->controller.agent_dropin_dir,
+		.interval_ns = cfg->controller.interval_ns, .provider = &cfg->provider },
+		err, sizeof(err));
+	if (!controller) {
+		us_error("%s", err);
+		goto cleanup;
+	}
 	us_info("understudy-coordinator %s listening on %s, store %s, %zu agent keys in %s",
 		US_VERSION, cfg->listen, db_path, us_auth_key_count(auth), cfg->agents_dir);
 	while (!stop_requested)
@@ -140,6 +157,7 @@ static int run(const struct us_coord_config *cfg)
 	}
 	rc = 0;
 cleanup:
+	us_controller_stop(controller);
 	us_metrics_http_stop(metrics);
 	us_rollup_stop(rollup);
 	us_api_server_stop(api);

@@ -129,6 +129,45 @@ static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
 	"  shadow_bytes_out INTEGER NOT NULL);"
 	"CREATE INDEX request_samples_by_workload ON request_samples(workload, start_ns);"
 	"CREATE INDEX request_samples_by_time ON request_samples(start_ns);",
+	/* The control plane (coordinator/controller.c). `instances` is desired
+	 * state (desired: running | absent) written by the API and the
+	 * controller, with what the provider last reported (state); the
+	 * controller drives one toward the other with idempotent provider calls,
+	 * so a crash anywhere is resumed by the next pass. `migrations` holds
+	 * each migration's state machine; every transition is a
+	 * `migration_journal` row committed in the same transaction as the new
+	 * state, before any side effect of that state is carried out. */
+	[6] =
+	"CREATE TABLE instances("
+	"  id TEXT PRIMARY KEY, workload TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"                 /* production | shadow | candidate | retired */
+	"  type TEXT NOT NULL, mode TEXT NOT NULL DEFAULT 'clone',"
+	"  sample REAL NOT NULL DEFAULT 0, scale INTEGER NOT NULL DEFAULT 1,"
+	"  desired TEXT NOT NULL,"              /* running | absent */
+	"  state TEXT NOT NULL DEFAULT 'pending'," /* pending | provisioned | starting | running | failed | absent */
+	"  address TEXT NOT NULL DEFAULT '', cgroup TEXT NOT NULL DEFAULT '',"
+	"  provision_s REAL, error TEXT NOT NULL DEFAULT '',"
+	"  migration_id INTEGER, absent_after_ns INTEGER NOT NULL DEFAULT 0,"
+	"  created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);"
+	"CREATE INDEX instances_by_workload ON instances(workload, role);"
+	"CREATE TABLE migrations("
+	"  id INTEGER PRIMARY KEY, workload TEXT NOT NULL, policy TEXT NOT NULL,"
+	"  from_instance TEXT NOT NULL DEFAULT '', to_type TEXT NOT NULL DEFAULT '',"
+	"  shadow_instance TEXT NOT NULL DEFAULT '', to_instance TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL, step INTEGER NOT NULL DEFAULT -1,"
+	"  state_since_ns INTEGER NOT NULL,"
+	"  shadow_mode TEXT NOT NULL DEFAULT 'mirror',"
+	"  force INTEGER NOT NULL DEFAULT 0, approved INTEGER NOT NULL DEFAULT 0,"
+	"  rollback_requested INTEGER NOT NULL DEFAULT 0,"
+	"  baseline_p99_ns REAL NOT NULL DEFAULT 0, baseline_error REAL NOT NULL DEFAULT 0,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);"
+	"CREATE INDEX migrations_by_workload ON migrations(workload, state);"
+	"CREATE TABLE migration_journal("
+	"  id INTEGER PRIMARY KEY, migration_id INTEGER NOT NULL,"
+	"  from_state TEXT NOT NULL, to_state TEXT NOT NULL, step INTEGER NOT NULL,"
+	"  at_ns INTEGER NOT NULL, reason TEXT NOT NULL);"
+	"CREATE INDEX migration_journal_by_migration ON migration_journal(migration_id, id);",
 };
 
 enum stmt_id {

@@ -79,9 +79,11 @@ void us_fc_interval(const struct us_fc_output *out, size_t i, double level, int 
 
 /* Detects up to max seasonal periods (steps) of y: candidates are the
  * calendar periods for step_s (day, week, hour) when step_s > 0, plus the
- * periodogram's peaks (gsl_fft); a candidate is kept when its autocorrelation
- * is a significant local peak (beyond 1.96/sqrt(n) and at least 0.1) and at
- * least two whole periods are in y. Returns the count, periods ascending. */
+ * periodogram's peaks (gsl_fft); on the series winsorized at 5 robust sd, a
+ * candidate is kept when its autocorrelation is a significant local peak
+ * (beyond Bartlett's band and at least 0.1) that repeats at twice the lag
+ * when four periods fit, and at least two whole periods are in y. Returns
+ * the count, periods ascending. */
 size_t us_fc_detect_seasons(const double *y, size_t n, double step_s, unsigned *seasons,
 			    size_t max);
 

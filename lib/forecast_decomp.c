@@ -10,8 +10,14 @@
  * samples, enough for a mean; loess across cycles would cost more and do
  * little better. Outliers (NAB is full of spikes) are clipped at 3 robust
  * standard deviations before averaging, so one spike does not print itself
- * into every future day. The smoothing across phases grows as samples per
- * phase fall (a weekly period with two weeks of data has two per phase). */
+ * into every future day. The robust scale is that of each cycle, not of the
+ * whole series: when a series changes regime (NAB's ec2_network_in: a train
+ * of spikes every hour for six days, then none), the residuals of the old and
+ * new regimes form two clusters, one global MAD spans the gap between them
+ * and lets the old spikes through whole, and the profile then grows with
+ * every new cycle of the regime that has no spikes. The smoothing across
+ * phases grows as samples per phase fall (a weekly period with two weeks of
+ * data has two per phase). */
 #include "forecast_impl.h"
 
 #include <math.h>
@@ -80,6 +86,24 @@ static double robust_sd(const double *d, size_t n, double *scratch, double *med)
 	return 1.4826 * scratch[n / 2];
 }
 
+/* Clips x to its median +- CLIP_SD robust sd, cycle by cycle (p points
+ * each, a partial last cycle joined to the one before; see top). */
+static void clip_cycles(double *x, size_t n, unsigned p, double *scratch)
+{
+	for (size_t a = 0; a < n;) {
+		size_t len = n - a >= 2 * (size_t)p ? p : n - a;
+		double med, sd = robust_sd(x + a, len, scratch, &med);
+
+		for (size_t t = a; sd > 0 && t < a + len; t++) {
+			if (x[t] > med + CLIP_SD * sd)
+				x[t] = med + CLIP_SD * sd;
+			else if (x[t] < med - CLIP_SD * sd)
+				x[t] = med - CLIP_SD * sd;
+		}
+		a += len;
+	}
+}
+
 /* Phase means of d for period p, circular smoothing, centred. */
 static void phase_profile(const double *d, size_t n, unsigned p, double *prof, double *cnt,
 			  double *tmp)
@@ -139,21 +163,13 @@ int us_fc_decompose(const double *y, size_t n, const unsigned *seasons, size_t n
 	for (int pass = 0; pass < (ns > 1 ? PASSES : 1); pass++) {
 		for (size_t i = 0; i < ns; i++) {
 			unsigned p = seasons[i];
-			double med, sd;
 
 			for (size_t t = 0; t < n; t++)
 				x[t] = y[t] - us_fc_season_at(prof, seasons, ns, t) + prof[i][t % p];
 			moving_average(x, n, p, tr);
 			for (size_t t = 0; t < n; t++)
 				x[t] -= tr[t];
-			sd = robust_sd(x, n, scratch, &med);
-			if (sd > 0)
-				for (size_t t = 0; t < n; t++) {
-					if (x[t] > med + CLIP_SD * sd)
-						x[t] = med + CLIP_SD * sd;
-					else if (x[t] < med - CLIP_SD * sd)
-						x[t] = med - CLIP_SD * sd;
-				}
+			clip_cycles(x, n, p, scratch);
 			phase_profile(x, n, p, prof[i], cnt, tmp);
 		}
 	}

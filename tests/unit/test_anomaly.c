@@ -19,8 +19,8 @@
 #include "anomaly.h"
 #include "tscsv.h"
 
-/* measured 64.7 (docs/anomalies.md); a drop below this is a regression */
-#define NAB_FLOOR 62.0
+/* measured 78.0 (docs/anomalies.md); a drop below this is a regression */
+#define NAB_FLOOR 76.0
 
 static uint64_t rng = 42;
 
@@ -58,6 +58,26 @@ static long run(const double *x, size_t n, size_t probation, size_t from, int *a
 	}
 	us_anomaly_free(a);
 	return first;
+}
+
+/* Like run() with a season of `season` points; flags[i] = 1 where point i
+ * alerted. */
+static void run_season(const double *x, size_t n, size_t season, unsigned char *flags)
+{
+	struct us_anomaly_params p;
+	struct us_anomaly_result r;
+	struct us_anomaly *a;
+
+	us_anomaly_defaults(&p);
+	p.probation = 300;
+	p.suppress = 0;
+	p.season = season;
+	assert_non_null(a = us_anomaly_new(&p));
+	for (size_t i = 0; i < n; i++) {
+		us_anomaly_step(a, x[i], &r);
+		flags[i] = (unsigned char)r.anomaly;
+	}
+	us_anomaly_free(a);
 }
 
 static void noisy(double *x, size_t n, double level, double sd)
@@ -114,6 +134,40 @@ static void test_constant_series(void **state)
 	for (size_t i = 0; i < 2000; i++)
 		x[i] = 0.0;
 	assert_int_equal(run(x, 2000, 300, 0, &alerts), -1);
+}
+
+/* A daily job (a one-point burst at about the same time each day, drifting
+ * by up to 20 minutes and growing a little) alerts on its first day only
+ * when the season is known, and every day without it; a spike at another
+ * time of day still alerts. (The level-shift echo of the burst in the next
+ * few points is not explained: suppression is off here, see anomalies.md.) */
+static void test_daily_job(void **state)
+{
+	static double x[288 * 8];
+	static unsigned char with[288 * 8], without[288 * 8];
+	static const int drift[8] = { 0, 2, -1, 4, 0, -3, 1, 0 };
+	int days_with = 0, days_without = 0;
+
+	noisy(x, 288 * 8, 50, 1);
+	for (int d = 2; d < 8; d++)
+		x[288 * d + 36 + drift[d]] += 40 + d;   /* 03:00, a little bigger each day */
+	x[288 * 6 + 200] += 30;                         /* an unexpected spike */
+	run_season(x, 288 * 8, 288, with);
+	run_season(x, 288 * 8, 0, without);
+	for (int d = 2; d < 8; d++) {
+		size_t at = (size_t)(288 * d + 36 + drift[d]);
+
+		days_with += with[at];
+		days_without += without[at];
+	}
+	assert_int_equal(with[288 * 2 + 36 + drift[2]], 1);     /* the first day is news */
+	assert_int_equal(days_with, 1);
+	assert_true(days_without >= 5);
+	assert_int_equal(with[288 * 6 + 200], 1);
+	assert_int_equal(without[288 * 6 + 200], 1);
+	assert_int_equal(us_anomaly_season(300), 288);
+	assert_int_equal(us_anomaly_season(60), 1440);
+	assert_int_equal(us_anomaly_season(7200), 0);   /* 12 a day: no season */
 }
 
 static void test_probation(void **state)
@@ -283,6 +337,9 @@ static void test_nab_corpus(void **state)
 		assert_int_equal(us_tscsv_read(path, US_TSCSV_DUP_OK, &s, err, sizeof(err)), 0);
 		us_anomaly_defaults(&p);
 		p.probation = us_anomaly_probation(s.n);
+		p.season = us_anomaly_season((double)(s.p[s.n - 1].t_us - s.p[0].t_us) / 1e6 /
+					     (double)(s.n - 1));
+		assert_int_equal(p.season, 288);
 		assert_non_null(a = us_anomaly_new(&p));
 		ts = malloc(s.n * sizeof(*ts));
 		det = malloc(s.n);
@@ -312,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_level_shift),
 		cmocka_unit_test(test_clean_series_few_alarms),
 		cmocka_unit_test(test_constant_series),
+		cmocka_unit_test(test_daily_job),
 		cmocka_unit_test(test_probation),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_tscsv_good),

@@ -1,5 +1,5 @@
 /* The API's configuration (api: section; a TCP listener without TLS and a
- * token is refused), its method table (every declared path, control verbs
+ * token is refused), its method table (every declared path; Forecast/Run
  * declared but unimplemented) and the server's start/stop: socket mode 0660,
  * a socket still served by someone else is refused, not stolen. */
 #include <stdarg.h>
@@ -70,10 +70,10 @@ static void test_methods(void **state)
 		assert_non_null(m);
 		assert_non_null(m->handler);
 	}
-	m = us_api_find_method("/understudy.api.Migrate/Start");
+	m = us_api_find_method("/understudy.api.Forecast/Run");
 	assert_non_null(m);
 	assert_null(m->handler);
-	assert_string_equal(m->verb, "migrate");
+	assert_string_equal(m->verb, "forecast");
 	assert_null(us_api_find_method("/understudy.api.Agents/Nope"));
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests for lib/config: tree building, limits and refusals, every typed
- * getter, and the exact "FILE:LINE: KEY.PATH: problem" messages users see. */
+ * getter, and the exact "FILE:LINE: KEY.PATH: problem" messages users see;
+ * and the agent's workload keys read through it (requests, workloads_dir). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent_config.h"
 #include "config.h"
 
 #define NAME "test.yaml"
@@ -811,6 +814,158 @@ static void test_load_file_too_large(void **state)
 	unlink(path);
 }
 
+/* ---- agent workloads: requests, workloads_dir ------------------------ */
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Loads yaml as the agent config file dir/agent.yaml into c. */
+static int agent_load(const char *dir, const char *yaml, struct us_agent_config *c)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/agent.yaml", dir);
+	write_text(path, yaml);
+	us_agent_config_defaults(c);
+	err[0] = '\0';
+	return us_agent_config_load(path, c, err, sizeof(err));
+}
+
+static void test_agent_requests_key(void **state)
+{
+	char dir[] = "/tmp/us_conf_req_XXXXXX", want[256];
+	struct us_agent_config *c = malloc(sizeof(*c));
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(agent_load(dir, "workloads:\n"
+				   "  - {name: a, cgroup: /sys/fs/cgroup/a, ports: [80]}\n"
+				   "  - {name: b, cgroup: /sys/fs/cgroup/b, ports: [80], requests: true}\n"
+				   "  - {name: c, cgroup: /sys/fs/cgroup/c, ports: [80], requests: no}\n"
+				   "  - name: d\n    cgroup: /sys/fs/cgroup/d\n    ports: [80]\n"
+				   "    mirror: {endpoint: '127.0.0.1:81'}\n", c), 0);
+	assert_int_equal(c->nworkloads, 4);
+	assert_false(c->workloads[0].requests);	/* default */
+	assert_true(c->workloads[1].requests);
+	assert_false(c->workloads[2].requests);
+	/* a mirror measures requests by itself; the key stays as written */
+	assert_true(c->workloads[3].mirror.enabled);
+	assert_false(c->workloads[3].requests);
+	assert_string_equal(c->workloads_dir, "");	/* default: no drop-ins */
+
+	assert_int_equal(agent_load(dir, "workloads:\n  - name: a\n    cgroup: /sys/fs/cgroup/a\n"
+				   "    requests: true\n", c), -1);
+	snprintf(want, sizeof(want), "%s/agent.yaml:4: workloads[0].requests: measuring requests "
+		 "needs the workload's service `ports:`", dir);
+	has(want);
+	assert_int_equal(agent_load(dir, "workloads:\n  - name: a\n    cgroup: /sys/fs/cgroup/a\n"
+				   "    ports: [80]\n    requests: sometimes\n", c), -1);
+	snprintf(want, sizeof(want), "%s/agent.yaml:5: workloads[0].requests: ", dir);
+	has(want);
+	has("sometimes");
+
+	snprintf(want, sizeof(want), "%s/agent.yaml", dir);
+	unlink(want);
+	rmdir(dir);
+	free(c);
+}
+
+static void test_agent_workloads_dir(void **state)
+{
+	char dir[] = "/tmp/us_conf_dropin_XXXXXX", wl[128], path[256], want[512], yaml[512];
+	static const char *const files[] = {
+		"a.yaml", "b.yaml", ".hidden.yaml", "notes.txt", "c.yaml.tmp", "z.yaml", "agent.yaml"
+	};
+	struct us_agent_config *c = malloc(sizeof(*c));
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(mkdtemp(dir));
+	snprintf(wl, sizeof(wl), "%s/wl.d", dir);
+	snprintf(yaml, sizeof(yaml), "workloads_dir: %s\nworkloads:\n"
+		 "  - {name: api, cgroup: /sys/fs/cgroup/api}\n", wl);
+
+	/* a directory that does not exist adds nothing */
+	assert_int_equal(agent_load(dir, yaml, c), 0);
+	assert_string_equal(c->workloads_dir, wl);
+	assert_int_equal(c->nworkloads, 1);
+
+	/* *.yaml files, by name, after the main file's; others ignored */
+	assert_int_equal(mkdir(wl, 0700), 0);
+#define DROP(name, text) \
+	(snprintf(path, sizeof(path), "%s/%s", wl, name), write_text(path, text))
+	DROP("b.yaml", "name: web2\nunit: web2\nrole: shadow\n");
+	DROP("a.yaml", "# instance web\nname: web\ncgroup: /sys/fs/cgroup/web\nports: [8080]\n"
+	     "requests: true\nlabels: {instance: a}\n");
+	DROP(".hidden.yaml", "broken: [\n");
+	DROP("notes.txt", "broken: [\n");
+	DROP("c.yaml.tmp", "broken: [\n");
+	assert_int_equal(agent_load(dir, yaml, c), 0);
+	assert_int_equal(c->nworkloads, 3);
+	assert_string_equal(c->workloads[0].name, "api");
+	assert_string_equal(c->workloads[1].name, "web");
+	assert_string_equal(c->workloads[1].cgroup, "/sys/fs/cgroup/web");
+	assert_true(c->workloads[1].requests);
+	assert_int_equal(c->workloads[1].nports, 1);
+	assert_int_equal(c->workloads[1].ports[0], 8080);
+	assert_string_equal(c->workloads[1].label_values[0], "a");
+	assert_string_equal(c->workloads[2].name, "web2");
+	assert_string_equal(c->workloads[2].unit, "web2");
+	assert_false(c->workloads[2].requests);
+
+	/* a broken drop-in fails the whole load, named FILE:LINE */
+	DROP("z.yaml", "name: web3\ncgroup: /sys/fs/cgroup/web3\nprots: [80]\n");
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/z.yaml:3: prots: unknown key", wl);
+	has(want);
+	DROP("z.yaml", "name: web3\ncgroup: [\n");
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/z.yaml:", wl);
+	has(want);
+	has("YAML syntax error");
+	DROP("z.yaml", "");
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/z.yaml", wl);
+	has(want);
+	has("name: required key is missing");
+
+	/* one name once, across the file and every drop-in */
+	DROP("z.yaml", "cgroup: /sys/fs/cgroup/x\nname: api\n");
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/z.yaml:2: name: workload 'api' is already defined in "
+		 "%s/agent.yaml", wl, dir);
+	has(want);
+	DROP("z.yaml", "name: web\ncgroup: /sys/fs/cgroup/x\n");
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/z.yaml:1: name: workload 'web' is already defined in "
+		 "%s/a.yaml", wl, wl);
+	has(want);
+
+	/* workloads_dir that is not a directory */
+	snprintf(yaml, sizeof(yaml), "workloads: []\nworkloads_dir: %s/a.yaml\n", wl);
+	assert_int_equal(agent_load(dir, yaml, c), -1);
+	snprintf(want, sizeof(want), "%s/agent.yaml:2: workloads_dir: %s/a.yaml: %s", dir, wl,
+		 strerror(ENOTDIR));
+	has(want);
+#undef DROP
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", i + 1 < sizeof(files) / sizeof(files[0]) ?
+			 wl : dir, files[i]);
+		unlink(path);
+	}
+	assert_int_equal(rmdir(wl), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +994,8 @@ int main(void)
 		cmocka_unit_test(test_long_value_quoted_short),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_file_too_large),
+		cmocka_unit_test(test_agent_requests_key),
+		cmocka_unit_test(test_agent_workloads_dir),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

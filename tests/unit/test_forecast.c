@@ -2,7 +2,9 @@
  * is reproduced, a straight line is continued), ETS log-likelihoods against
  * values worked out by hand on a four-point series, seasonality detection
  * (24 on hourly data with a daily cycle, 288 and 2016 on 5-minute data with
- * daily and weekly cycles), 95% interval coverage on white noise, the clamp
+ * daily and weekly cycles; none on white noise with spikes, the day alone
+ * with spikes on a daily cycle), the automatic choice after a daily pattern
+ * stops, 95% interval coverage on white noise, the clamp
  * of non-negative forecasts, and the CSV reader's errors, interpolation and
  * gap splitting. Seeded: every run sees the same numbers. */
 #include <stdarg.h>
@@ -146,6 +148,65 @@ static void test_detect_daily_weekly(void **state)
 	free(y);
 }
 
+/* White noise with 1% of spikes of 10 to 100 sd: no season (spikes that
+ * happen to fall a day apart are no daily cycle); a clean daily cycle with
+ * the same spikes: the day, and only the day. Over 20 seeds. */
+static void spiky(gsl_rng *r, double *y, size_t n, double amp)
+{
+	for (size_t t = 0; t < n; t++)
+		y[t] = 100 + amp * sin(2 * M_PI * (double)(t % 288) / 288) + gsl_ran_gaussian(r, 3);
+	for (size_t t = 0; t < n; t++)
+		if (gsl_rng_uniform(r) < 0.01)
+			y[t] += 30 + gsl_ran_exponential(r, 100);
+}
+
+static void test_detect_spiky(void **state)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	size_t n = 2016 * 2;
+	double *y = malloc(n * sizeof(double));
+	unsigned s[2];
+
+	for (unsigned seed = 1; seed <= 20; seed++) {
+		gsl_rng_set(r, seed);
+		spiky(r, y, n, 0);
+		assert_int_equal(us_fc_detect_seasons(y, n, 300, s, 2), 0);
+		spiky(r, y, n, 20);
+		assert_int_equal(us_fc_detect_seasons(y, n, 300, s, 2), 1);
+		assert_int_equal(s[0], 288);
+	}
+	gsl_rng_free(r);
+	free(y);
+}
+
+/* A daily pattern that stops (six days of a spike every hour, then three
+ * flat days, as NAB's ec2_network_in): with the period 288 given, the
+ * automatic choice on the next day is no worse than 1.1x the seasonal
+ * naive's error (it chose the stale daily profile before). */
+static void test_stale_season(void **state)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	size_t n = 10 * 288, o = 9 * 288;
+	double *y = malloc(n * sizeof(double)), ae = 0, sn = 0;
+	struct us_fc_input in = { .y = y, .n = o, .step_s = 300, .nonnegative = 1,
+				  .seasons = { 288 }, .nseasons = 1 };
+	struct us_fc_output out;
+	char err[256];
+
+	gsl_rng_set(r, 3);
+	for (size_t t = 0; t < n; t++)
+		y[t] = 200 + gsl_ran_gaussian(r, 10) + (t < 6 * 288 && t % 12 < 2 ? 3000 : 0);
+	assert_int_equal(us_forecast(&in, 288, &out, err, sizeof(err)), 0);
+	for (size_t j = 0; j < 288; j++) {
+		ae += fabs(y[o + j] - out.mean[j]);
+		sn += fabs(y[o + j] - y[o + j - 288]);
+	}
+	assert_true(ae <= 1.1 * sn);
+	us_fc_output_free(&out);
+	gsl_rng_free(r);
+	free(y);
+}
+
 static void test_interval_coverage(void **state)
 {
 	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -268,6 +329,8 @@ int main(void)
 		cmocka_unit_test(test_ets_fit_recovers_level),
 		cmocka_unit_test(test_detect_hourly_daily),
 		cmocka_unit_test(test_detect_daily_weekly),
+		cmocka_unit_test(test_detect_spiky),
+		cmocka_unit_test(test_stale_season),
 		cmocka_unit_test(test_interval_coverage),
 		cmocka_unit_test(test_nonnegative),
 		cmocka_unit_test(test_bad_input),

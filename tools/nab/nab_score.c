@@ -48,6 +48,9 @@ static int detect_file(const char *path, struct series *out, double *secs)
 	}
 	us_anomaly_defaults(&p);
 	p.probation = us_anomaly_probation(s.n);
+	if (s.n > 1)
+		p.season = us_anomaly_season((double)(s.p[s.n - 1].t_us - s.p[0].t_us) / 1e6 /
+					     (double)(s.n - 1));
 	out->n = s.n;
 	out->ts = malloc(s.n * sizeof(*out->ts));
 	out->det = calloc(s.n, 1);
