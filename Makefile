@@ -66,7 +66,7 @@ AGENT_LIB_OBJS := $(call obj,$(filter-out agent/main.c,$(AGENT_SRCS)))
 COORD_LIB_OBJS := $(call obj,$(filter-out coordinator/main.c,$(COORD_SRCS)))
 
 BINS := $(B)/bin/understudy-agent $(B)/bin/understudy-coordinator $(B)/bin/understudy \
-	$(B)/bin/us-loadgen $(B)/bin/us-httpload
+	$(B)/bin/us-loadgen $(B)/bin/us-httpload $(B)/bin/understudy-keygen
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
@@ -153,6 +153,12 @@ $(B)/bin/us-httpload: $(call obj,$(HTTPLOAD_SRCS)) $(B)/libus.a
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
 
+# the agent package's keygen (it ships no CLI): tools/packaging/keygen.c
+$(B)/bin/understudy-keygen: $(call obj,tools/packaging/keygen.c) $(B)/libus.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 0,$(V)),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIBS) -o $@
+
 # ---- tests ----------------------------------------------------------------
 $(B)/tests/test_%: $(call obj,tests/unit/test_%.c) $(AGENT_LIB_OBJS) $(COORD_LIB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
@@ -233,12 +239,17 @@ $(B)/bin/us-nab-score: $(call obj,tools/nab/nab_score.c coordinator/anomaly.c) $
 	$(if $(filter 0,$(V)),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -lm -o $@
 
+# migration controller and local provider (tools/bench-migrate, docs/migrate.md)
+.PHONY: bench-migrate
+bench-migrate: all
+	$(Q)tools/bench-migrate
+
 .PHONY: bench-anomaly
 bench-anomaly: all $(B)/bin/us-nab-score
 	$(Q)tools/bench-anomaly
 
 demo: all
-	$(Q)tools/demo
+	$(Q)BIN=$(B)/bin tools/demo
 
 vmlinux:
 	$(Q)tools/gen-vmlinux vmlinux/$(ARCH)/vmlinux.h
@@ -255,3 +266,11 @@ $(B)/bin/us-bench-forecast: $(call obj,$(wildcard tools/bench_forecast/*.c)) $(B
 .PHONY: bench-forecast
 bench-forecast: all $(B)/bin/us-bench-forecast
 	$(Q)tools/bench-forecast
+
+# .deb and .rpm packages from the normal build (tools/packaging/README.md)
+.PHONY: deb rpm
+deb: all
+	$(Q)tools/packaging/build-deb
+
+rpm: all
+	$(Q)tools/packaging/build-rpm

@@ -17,6 +17,7 @@
 #include "compare.h"
 #include "envelope.h"
 #include "hist.h"
+#include "planner.h"
 #include "recommend_api.h"
 #include "alerts_api.h"
 #include "series.h"
@@ -714,7 +715,13 @@ static int compare_run(struct us_api_ctx *ctx, const ProtobufCMessage *req,
 		return rc;
 	if (!(v = malloc(sizeof(*v))))
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	found = us_compare_store(ctx->db, in->workload, from, now, &pol, v, msg, msglen);
+	struct us_compare_sides sides = {
+		.prod = in->workload, .prod_role = UNDERSTUDY__ROLE__PRODUCTION,
+		.shadow = in->shadow_workload[0] ? in->shadow_workload : in->workload,
+		.shadow_role = UNDERSTUDY__ROLE__SHADOW,
+	};
+
+	found = us_compare_store_sides(ctx->db, &sides, from, now, &pol, v, msg, msglen);
 	if (found < 0) {
 		rc = GRPC_STATUS_INTERNAL;
 	} else if (found > 0) {
@@ -768,10 +775,11 @@ static const struct us_api_method methods[] = {
 	  us_api_shadow_stop, "shadow stop" },
 	{ "/understudy.api.Compare/Run", &understudy__api__compare_request__descriptor, compare_run,
 	  "compare" },
-	/* declared in api.proto; the CLI computes these locally */
+	/* declared in api.proto; the CLI computes this locally */
 	{ "/understudy.api.Forecast/Run", &understudy__api__forecast_request__descriptor, NULL,
 	  "forecast" },
-	{ "/understudy.api.Plan/Make", &understudy__api__plan_request__descriptor, NULL, "plan" },
+	{ "/understudy.api.Plan/Make", &understudy__api__plan_request__descriptor,
+	  us_api_plan_make, "plan" },
 	{ "/understudy.api.Migrate/Start", &understudy__api__migrate_request__descriptor,
 	  us_api_migrate_start, "migrate" },
 	{ "/understudy.api.Migrate/Approve", &understudy__api__migrate_action_request__descriptor,

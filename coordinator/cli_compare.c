@@ -51,6 +51,9 @@ static void compare_usage(FILE *out)
 		"Online, through the coordinator:\n"
 		"  --since T          window start: a duration ago (1h, 15m) or unix ns (default 1h)\n"
 		"  --window T         the same\n"
+		"  --shadow W         the shadow's own workload (its instance id): both sides\n"
+		"                     as their servers measured them, unpaired (default: the\n"
+		"                     agent's replay of WORKLOAD's mirrored requests, paired)\n"
 		"Offline, from files (one sample a line, `latency_ms[,status]`, optional\n"
 		"header; status 5xx or 0 is an error):\n"
 		"  --production F     production latencies (also --baseline)\n"
@@ -198,7 +201,7 @@ static int parse_args(int argc, char **argv, struct us_cli_opts *o, struct compa
 	if (optind < argc)
 		a->workload = argv[optind++];
 	const char *why = optind < argc ? "one WORKLOAD at most" :
-		a->workload && (a->prod || a->shadow || a->pairs) ? "WORKLOAD or files, not both" :
+		a->workload && (a->prod || a->pairs) ? "WORKLOAD or files, not both" :
 		!a->workload && !a->pairs && !(a->prod && a->shadow) ?
 			"WORKLOAD, --production F --shadow F, or --pairs F is required" :
 		a->pairs && (a->prod || a->shadow) ? "--pairs or --production/--shadow, not both" :
@@ -712,7 +715,7 @@ static const struct timeline_src timeline_srcs[] = {
  * and the CLI's messages about absent series (NOT_FOUND) are not printed:
  * stderr points at /dev/null meanwhile. */
 static size_t fetch_timelines(const struct us_cli_opts *o, const char *workload,
-			      const char *since, struct timeline_buf *b,
+			      const char *shadow, const char *since, struct timeline_buf *b,
 			      struct us_report_timeline *tl)
 {
 	int saved = dup(fileno(stderr)), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -726,8 +729,11 @@ static size_t fetch_timelines(const struct us_cli_opts *o, const char *workload,
 	for (size_t i = 0; i < NTIMELINES; i++) {
 		const struct timeline_src *src = &timeline_srcs[i];
 
+		/* with the shadow's own workload, its side is its server's figure */
 		for (int s = 0; s < 2; s++)
-			fetch_points(o, workload, src->metric[s], src->role[s], since, &b[i].pts[s],
+			fetch_points(o, s && shadow ? shadow : workload,
+				     s && shadow ? src->metric[0] : src->metric[s],
+				     s && shadow ? "shadow" : src->role[s], since, &b[i].pts[s],
 				     &b[i].n[s]);
 		if (!b[i].n[0] && !b[i].n[1])
 			continue;
@@ -765,6 +771,7 @@ static int compare_online(const struct us_cli_opts *o, const struct compare_args
 	int rc;
 
 	req.workload = (char *)a->workload;
+	req.shadow_workload = (char *)(a->shadow ? a->shadow : "");
 	req.since = (char *)(a->since ? a->since : "");
 	req.confidence = a->pol.confidence;
 	req.tolerance_p99 = a->pol.tol_p99;
@@ -781,7 +788,7 @@ static int compare_online(const struct us_cli_opts *o, const struct compare_args
 		struct timeline_buf b[NTIMELINES] = { 0 };
 		struct us_report_timeline tl[NTIMELINES];
 		const char *since = a->since ? a->since : "1h";
-		size_t ntl = fetch_timelines(o, a->workload, since, b, tl);
+		size_t ntl = fetch_timelines(o, a->workload, a->shadow, since, b, tl);
 
 		if (write_html(a->html, a->workload, r, 1e-6, tl, ntl) < 0)
 			rc = US_EXIT_FAIL;

@@ -8,14 +8,17 @@
 #include "cli.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.pb-c.h"
+#include "cli_history.h"
 #include "cli_output.h"
 #include "clock.h"
+#include "forecast.h"
 
 #define CELL 64
 #define POLL_US 500000
@@ -25,8 +28,10 @@
 /* Every control verb's options; a verb takes those in its allowed set. */
 struct ctl_args {
 	const char *type, *mode, *policy, *shadow_mode;
+	const char *horizon;       /* --scale forecast-peak: how far ahead */
 	double sample;
 	uint32_t scale;
+	bool scale_peak;           /* --scale forecast-peak */
 	unsigned wait_s;
 	bool all, active, force;
 };
@@ -72,14 +77,18 @@ static int parse_sample(const char *verb, const char *s, double *out)
 	return 0;
 }
 
-static int parse_scale(const char *verb, const char *s, uint32_t *out)
+static int parse_scale(const char *verb, const char *s, uint32_t *out, bool *peak)
 {
 	char *end;
 	unsigned long v = strtoul(s, &end, 10);
 
+	if (strcmp(s, "forecast-peak") == 0) {
+		*peak = true;
+		return 0;
+	}
 	if (!s[0] || *end || s[0] == '-' || v < 1 || v > 100) {
-		fprintf(stderr, "understudy %s: --scale: expected 1-100 copies, got '%s'\n", verb,
-			s);
+		fprintf(stderr, "understudy %s: --scale: expected 1-100 copies or forecast-peak, "
+			"got '%s'\n", verb, s);
 		return -1;
 	}
 	*out = (uint32_t)v;
@@ -98,7 +107,8 @@ static int apply_opt(const char *verb, int c, const char *arg, struct ctl_args *
 	case 'f': a->force = true; return 0;
 	case 'W': return parse_wait(verb, arg, &a->wait_s);
 	case 's': return parse_sample(verb, arg, &a->sample);
-	case 'n': return parse_scale(verb, arg, &a->scale);
+	case 'n': return parse_scale(verb, arg, &a->scale, &a->scale_peak);
+	case 'H': a->horizon = arg; return 0;
 	default: return -1;
 	}
 }
@@ -109,6 +119,7 @@ static const struct option ctl_options[] = {
 	{ "mode", required_argument, NULL, 'm' },
 	{ "sample", required_argument, NULL, 's' },
 	{ "scale", required_argument, NULL, 'n' },
+	{ "horizon", required_argument, NULL, 'H' },
 	{ "policy", required_argument, NULL, 'p' },
 	{ "shadow-mode", required_argument, NULL, 'M' },
 	{ "force", no_argument, NULL, 'f' },
@@ -177,7 +188,7 @@ static int operands(const char *verb, int argc, int n, bool optional, const char
 static const struct us_col instance_cols[] = {
 	{ "id", 0 }, { "workload", 0 }, { "role", 0 }, { "type", 0 }, { "state", 0 },
 	{ "desired", 0 }, { "address", 0 }, { "provision_s", US_COL_NUM }, { "error", 0 },
-	{ "mode", US_COL_MACHINE }, { "cgroup", US_COL_MACHINE },
+	{ "mode", 0 }, { "cgroup", US_COL_MACHINE },
 	{ "created_ns", US_COL_NUM | US_COL_MACHINE },
 	{ "updated_ns", US_COL_NUM | US_COL_MACHINE },
 };
@@ -446,7 +457,8 @@ static void shadow_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: understudy shadow start WORKLOAD --type TYPE [--mode clone|subset|mirror]\n"
-		"                               [--sample F] [--scale N] [--wait SECONDS]\n"
+		"                               [--sample F] [--scale N|forecast-peak]\n"
+		"                               [--horizon 48h] [--wait SECONDS]\n"
 		"       understudy shadow stop WORKLOAD [--wait SECONDS]\n"
 		"       understudy shadow status [WORKLOAD]\n"
 		"\n"
@@ -465,8 +477,108 @@ static void shadow_usage(FILE *out)
 		"  --mode M           clone, subset or mirror (default mirror)\n"
 		"  --sample F         fraction in (0, 1], 20%% or 0.2 (default 1)\n"
 		"  --scale N          mirror: copies of each request, 1-100 (default 1)\n"
+		"  --scale forecast-peak  the forecast peak of production's request rate over\n"
+		"                     --horizon / its mean over the last 15 minutes, rounded\n"
+		"                     up (1-100): validates headroom before the peak comes\n"
+		"  --horizon D        for forecast-peak: 30m, 48h (default), 7d\n"
 		"  --wait SECONDS     follow the instances\n"
 		US_CLI_COMMON_HELP);
+}
+
+/* "48h" in seconds: a number with s, m, h or d; -1 when it is not one. */
+static double horizon_s(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || !(v > 0) || !isfinite(v))
+		return -1;
+	switch (*end ? end[0] : 's') {
+	case 's': break;
+	case 'm': v *= 60; break;
+	case 'h': v *= 3600; break;
+	case 'd': v *= 86400; break;
+	default: return -1;
+	}
+	return *end && end[1] ? -1 : v;
+}
+
+/* Production's request rate over the last 15 minutes, per second. */
+static int current_rate(const struct us_cli_opts *o, const char *workload, double *rate)
+{
+	Understudy__Api__SeriesQueryResponse *r = NULL;
+	double n = 0, secs = 0;
+	int rc = us_cli_series_points(o, "shadow", workload, "requests", "15m", "1m", &r);
+
+	if (rc != US_EXIT_OK)
+		return rc;
+	for (size_t i = 0; i < r->n_points; i++) {
+		n += (double)r->points[i]->sum;
+		secs += (double)(r->points[i]->end_ns - r->points[i]->start_ns) / 1e9;
+	}
+	free_msg(r);
+	*rate = secs > 0 ? n / secs : 0;
+	return US_EXIT_OK;
+}
+
+/* --scale forecast-peak: ceil(forecast peak of production's request rate
+ * over the horizon / the rate of the last 15 minutes), in [1, 100]. The
+ * peak is of the forecast mean: the shadow replays what is expected, and
+ * the plan's headroom covers the interval above it. */
+static int forecast_peak_scale(const struct us_cli_opts *o, const char *workload,
+			       const char *horizon, uint32_t *scale)
+{
+	struct us_history_query q = { .workload = workload, .metric = "requests" };
+	struct us_fc_series s = { 0 };
+	struct us_fc_output fo = { 0 };
+	struct us_fc_input in = { 0 };
+	double hs = horizon_s(horizon ? horizon : "48h"), peak = 0, now_rate, ratio;
+	char err[512];
+	size_t h;
+	int rc;
+
+	if (hs < 0) {
+		fprintf(stderr, "understudy shadow: --horizon: expected a duration such as 48h, got "
+			"'%s'\n", horizon);
+		return US_EXIT_USAGE;
+	}
+	if ((rc = us_cli_fetch_history(o, "shadow", &q, &s)) != US_EXIT_OK) {
+		fprintf(stderr, "understudy shadow: --scale forecast-peak needs %s's request history "
+			"(none stored)\n", workload);
+		return rc;
+	}
+	rc = US_EXIT_USAGE;
+	in.y = s.y;
+	in.n = s.n;
+	in.step_s = s.step_us / 1e6;
+	in.nonnegative = 1;
+	h = (size_t)ceil(hs / in.step_s - 1e-9);
+	if (us_forecast(&in, h ? h : 1, &fo, err, sizeof(err)) < 0) {
+		fprintf(stderr, "understudy shadow: forecast of %s's requests: %s\n", workload, err);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < fo.h; i++)
+		if (fo.mean[i] > peak)
+			peak = fo.mean[i];
+	if ((rc = current_rate(o, workload, &now_rate)) != US_EXIT_OK)
+		goto cleanup;
+	rc = US_EXIT_USAGE;
+	if (!(now_rate > 0)) {
+		fprintf(stderr, "understudy shadow: --scale forecast-peak: %s served no requests in "
+			"the last 15 minutes: no current rate to scale from\n", workload);
+		goto cleanup;
+	}
+	ratio = peak / now_rate;
+	*scale = ratio <= 1 ? 1 : ratio >= 100 ? 100 : (uint32_t)ceil(ratio - 1e-9);
+	fprintf(o->format == US_OUT_TABLE ? stdout : stderr,
+		"scale: forecast peak %.4g req/s in the next %s (%s) / current %.4g req/s "
+		"(last 15 min) = %.3f -> %u%s\n", peak, horizon ? horizon : "48h", fo.model,
+		now_rate, ratio, *scale, ratio > 100 ? " (capped at 100)" : "");
+	rc = US_EXIT_OK;
+cleanup:
+	us_fc_output_free(&fo);
+	us_fc_series_free(&s);
+	return rc;
 }
 
 static int shadow_start(const struct us_cli_opts *o, const struct ctl_args *a,
@@ -487,6 +599,12 @@ static int shadow_start(const struct us_cli_opts *o, const struct ctl_args *a,
 	req.mode = (char *)(a->mode ? a->mode : "");
 	req.sample = a->sample;
 	req.scale = a->scale;
+	if (a->horizon && !a->scale_peak) {
+		fprintf(stderr, "understudy shadow: --horizon applies to --scale forecast-peak only\n");
+		return US_EXIT_USAGE;
+	}
+	if (a->scale_peak && (rc = forecast_peak_scale(o, workload, a->horizon, &req.scale)) != 0)
+		return rc;
 	rc = us_cli_rpc(o, "shadow", "/understudy.api.Shadow/Start", &req.base,
 			&understudy__api__shadow_response__descriptor, (ProtobufCMessage **)&r);
 	if (rc != US_EXIT_OK)
@@ -538,7 +656,7 @@ static int shadow_status(const struct us_cli_opts *o, const char *workload)
 int us_cli_shadow(const struct us_cli_opts *global, int argc, char **argv)
 {
 	static const struct { const char *name, *allowed; int nargs; bool optional; } subs[] = {
-		{ "start", "tmsnW", 1, false },
+		{ "start", "tmsnWH", 1, false },
 		{ "stop", "W", 1, false },
 		{ "status", "", 1, true },
 	};

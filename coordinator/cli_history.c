@@ -10,9 +10,11 @@
 #include "api.pb-c.h"
 #include "cli_output.h"
 
-static int to_csv(const Understudy__Api__SeriesQueryResponse *r, char **buf, size_t *len)
+static int to_csv(const Understudy__Api__SeriesQueryResponse *r, const struct us_history_query *q,
+		  char **buf, size_t *len)
 {
 	FILE *f = open_memstream(buf, len);
+	double scale = q->scale > 0 ? q->scale : 1;
 
 	if (!f)
 		return -1;
@@ -22,48 +24,64 @@ static int to_csv(const Understudy__Api__SeriesQueryResponse *r, char **buf, siz
 		double secs = (double)(p->end_ns - p->start_ns) / 1e9;
 		double v = p->count ? (double)p->count : (double)p->sum;
 
-		if (secs > 0)
+		if (q->gauge)
 			fprintf(f, "%llu,%.9g\n", (unsigned long long)(p->start_ns / 1000000000u),
-				v / secs);
+				p->mean * scale);
+		else if (secs > 0)
+			fprintf(f, "%llu,%.9g\n", (unsigned long long)(p->start_ns / 1000000000u),
+				v / secs * scale);
 	}
 	return fclose(f) ? -1 : 0;
+}
+
+int us_cli_series_points(const struct us_cli_opts *o, const char *verb, const char *workload,
+			 const char *metric, const char *since, const char *step,
+			 Understudy__Api__SeriesQueryResponse **out)
+{
+	Understudy__Api__SeriesQueryRequest req = UNDERSTUDY__API__SERIES_QUERY_REQUEST__INIT;
+
+	req.workload = (char *)workload;
+	req.metric = (char *)metric;
+	req.from = (char *)since;
+	req.step = (char *)step;
+	return us_cli_rpc(o, verb, "/understudy.api.Series/Query", &req.base,
+			  &understudy__api__series_query_response__descriptor,
+			  (ProtobufCMessage **)out);
 }
 
 int us_cli_fetch_history(const struct us_cli_opts *o, const char *verb,
 			 const struct us_history_query *q, struct us_fc_series *s)
 {
-	Understudy__Api__SeriesQueryRequest req = UNDERSTUDY__API__SERIES_QUERY_REQUEST__INIT;
-	ProtobufCMessage *resp = NULL;
+	Understudy__Api__SeriesQueryResponse *resp = NULL;
+	const char *metric = q->metric ? q->metric : "requests";
+	const char *since = q->since ? q->since : "14d";
 	char *buf = NULL, err[512];
 	size_t len = 0, line = 0;
 	int rc;
 
-	req.workload = (char *)q->workload;
-	req.metric = (char *)(q->metric ? q->metric : "requests");
-	req.from = (char *)(q->since ? q->since : "14d");
-	req.step = (char *)(q->step ? q->step : "5m");
-	rc = us_cli_rpc(o, verb, "/understudy.api.Series/Query", &req.base,
-			&understudy__api__series_query_response__descriptor, &resp);
+	rc = us_cli_series_points(o, verb, q->workload, metric, since, q->step ? q->step : "5m",
+				  &resp);
 	if (rc != US_EXIT_OK)
 		return rc;
 	rc = US_EXIT_FAIL;
-	if (to_csv((const void *)resp, &buf, &len) < 0) {
+	if (to_csv(resp, q, &buf, &len) < 0) {
 		fprintf(stderr, "understudy %s: out of memory\n", verb);
 		goto cleanup;
 	}
 	rc = US_EXIT_USAGE;
-	if (((const Understudy__Api__SeriesQueryResponse *)resp)->n_points < 2) {
-		fprintf(stderr, "understudy %s: %s of %s: not enough history in the last %s\n",
-			verb, req.metric, q->workload, req.from);
+	if (resp->n_points < 2) {
+		if (!q->optional)
+			fprintf(stderr, "understudy %s: %s of %s: not enough history in the last %s\n",
+				verb, metric, q->workload, since);
 		goto cleanup;
 	}
 	if (us_fc_csv_parse(buf, len, US_FCCSV_DUP_OK, 0, s, &line, err, sizeof(err)) < 0) {
-		fprintf(stderr, "understudy %s: %s of %s: %s\n", verb, req.metric, q->workload, err);
+		fprintf(stderr, "understudy %s: %s of %s: %s\n", verb, metric, q->workload, err);
 		goto cleanup;
 	}
 	rc = US_EXIT_OK;
 cleanup:
 	free(buf);
-	protobuf_c_message_free_unpacked(resp, NULL);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)resp, NULL);
 	return rc;
 }

@@ -306,17 +306,6 @@ static void gather_free(struct gather *g)
 	}
 }
 
-int us_compare_store(sqlite3 *db, const char *workload, uint64_t from_ns, uint64_t to_ns,
-		     const struct us_policy *pol, struct us_verdict *v, char *err, size_t errlen)
-{
-	struct us_compare_sides sd = {
-		.prod = workload, .prod_role = UNDERSTUDY__ROLE__PRODUCTION,
-		.shadow = workload, .shadow_role = UNDERSTUDY__ROLE__SHADOW,
-	};
-
-	return us_compare_store_sides(db, &sd, from_ns, to_ns, pol, v, err, errlen);
-}
-
 int us_compare_store_sides(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from_ns,
 			   uint64_t to_ns, const struct us_policy *pol, struct us_verdict *v,
 			   char *err, size_t errlen)

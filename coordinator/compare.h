@@ -11,11 +11,6 @@
 #include "api.pb-c.h"
 #include "verdict.h"
 
-/* Fills v for workload over [from_ns, to_ns). Returns 0, 1 when the store
- * holds nothing of the workload in the window, -1 with a reason in err. */
-int us_compare_store(sqlite3 *db, const char *workload, uint64_t from_ns, uint64_t to_ns,
-		     const struct us_policy *pol, struct us_verdict *v, char *err, size_t errlen);
-
 /* Where each side's figures are: a workload and role. In one workload
  * (production and shadow roles, the agent's mirror) latency is paired when
  * mirrored requests were answered; two workloads (a shadow instance
@@ -27,6 +22,8 @@ struct us_compare_sides {
 	int prod_role, shadow_role;     /* UNDERSTUDY__ROLE__* */
 };
 
+/* Fills v over [from_ns, to_ns). Returns 0, 1 when the store holds nothing
+ * of the sides in the window, -1 with a reason in err. */
 int us_compare_store_sides(sqlite3 *db, const struct us_compare_sides *sd, uint64_t from_ns,
 			   uint64_t to_ns, const struct us_policy *pol, struct us_verdict *v,
 			   char *err, size_t errlen);

@@ -458,6 +458,7 @@ static void pass(struct us_controller *c)
 	instances_pass(c);
 	us_ctl_migrations_pass(c);
 	weights_pass(c);
+	us_ctl_plans_pass(c);
 	if (c->agent[0])
 		us_ctl_dropins_pass(c);
 	defs_clear(c);

@@ -10,7 +10,9 @@
  *   - keeps the local agent's drop-in workloads in step with the running
  *     instances (so each instance's requests are measured), and
  *   - sets each service's traffic weights from the instances and the
- *     migration step.
+ *     migration step, and
+ *   - recomputes each production workload's capacity plan when it is due
+ *     (planner.c).
  * Side effects are functions of the stored state, so a controller killed at
  * any point and started again redoes at most an idempotent call: it neither
  * repeats nor skips a step. docs/migrate.md describes states and guards. */
@@ -30,6 +32,7 @@ struct us_controller_config {
 	const char *agent;             /* agent measuring local instances; "" = none */
 	const char *agent_dropin_dir;  /* that agent's workloads_dir */
 	uint64_t interval_ns;
+	uint64_t plan_interval_ns;     /* capacity plans recomputed (planner.c); 0 = 6h */
 	const struct us_provider_config *provider;
 };
 

@@ -1,6 +1,6 @@
 /* What the controller's files share (controller.c: the loop, instances and
  * weights; migrate.c: the migration state machine; dropin.c: the agent's
- * drop-in workloads). Not for use outside the controller. */
+ * drop-in workloads; planner.c: the capacity plans). Not for use outside the controller. */
 #ifndef US_CONTROLLER_IMPL_H
 #define US_CONTROLLER_IMPL_H
 
@@ -80,6 +80,7 @@ struct us_controller {
 	size_t napplied;
 	struct { int64_t id; uint64_t at_ns; } evals[16]; /* last validation per migration */
 	uint64_t now_ns;           /* of this pass */
+	uint64_t plans_checked_ns; /* planner.c: when plans were last checked for due ones */
 	pthread_t thread;
 	int stop_fd[2];
 	bool thread_started;
@@ -102,5 +103,9 @@ int us_ctl_active_migrations(struct us_controller *c, struct mig_row **out, size
 
 /* dropin.c: the agent's drop-in workloads for the running instances. */
 void us_ctl_dropins_pass(struct us_controller *c);
+
+/* planner.c: recomputes the capacity plan of each workload with a
+ * production instance when its last one is plan_interval old. */
+void us_ctl_plans_pass(struct us_controller *c);
 
 #endif

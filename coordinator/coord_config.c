@@ -34,6 +34,7 @@ void us_coord_config_defaults(struct us_coord_config *c)
 	snprintf(c->controller.agent_dropin_dir, sizeof(c->controller.agent_dropin_dir),
 		 "/etc/understudy/workloads.d");
 	c->controller.interval_ns = 500 * US_NS_PER_MS;
+	c->controller.plan_interval_ns = 6 * 3600 * US_NS_PER_SEC;
 	us_provider_config_defaults(&c->provider);
 }
 
@@ -157,7 +158,8 @@ static int load_controller_section(const struct us_conf_doc *doc, const struct u
 				   struct us_coord_config *c, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
-		"workloads_dir", "policies", "agent", "agent_dropin_dir", "interval", NULL
+		"workloads_dir", "policies", "agent", "agent_dropin_dir", "interval", "plan_interval",
+		NULL
 	};
 	const struct us_conf_node *m = NULL;
 
@@ -171,11 +173,17 @@ static int load_controller_section(const struct us_conf_doc *doc, const struct u
 			       err, errlen) < 0 ||
 	    us_conf_get_string(doc, m, "agent_dropin_dir", c->controller.agent_dropin_dir,
 			       sizeof(c->controller.agent_dropin_dir), err, errlen) < 0 ||
-	    us_conf_get_duration(doc, m, "interval", &c->controller.interval_ns, err, errlen) < 0)
+	    us_conf_get_duration(doc, m, "interval", &c->controller.interval_ns, err, errlen) < 0 ||
+	    us_conf_get_duration(doc, m, "plan_interval", &c->controller.plan_interval_ns, err,
+				 errlen) < 0)
 		return -1;
 	if (c->controller.interval_ns < 50 * US_NS_PER_MS || c->controller.interval_ns > 60 * US_NS_PER_SEC)
 		return us_conf_errorf(doc, us_conf_get(m, "interval"), err, errlen,
 				      "must be between 50ms and 1m");
+	if (c->controller.plan_interval_ns < US_NS_PER_SEC ||
+	    c->controller.plan_interval_ns > 7 * 86400 * US_NS_PER_SEC)
+		return us_conf_errorf(doc, us_conf_get(m, "plan_interval"), err, errlen,
+				      "must be between 1s and 7d");
 	return 0;
 }
 

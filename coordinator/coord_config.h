@@ -44,6 +44,7 @@ struct us_coord_config {
 		char agent[128];                 /* agent measuring local instances; "" = none */
 		char agent_dropin_dir[US_PATH_MAX]; /* that agent's workloads_dir */
 		uint64_t interval_ns;            /* between passes, default 500ms */
+		uint64_t plan_interval_ns;       /* capacity plans recomputed, default 6h */
 	} controller;
 	struct us_provider_config provider;
 };

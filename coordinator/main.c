@@ -133,7 +133,8 @@ static int run(const struct us_coord_config *cfg)
 		.workloads_dir = cfg->controller.workloads_dir,
 		.policies_path = cfg->controller.policies, .agent = cfg->controller.agent,
 		.agent_dropin_dir = cfg->controller.agent_dropin_dir,
-		.interval_ns = cfg->controller.interval_ns, .provider = &cfg->provider },
+		.interval_ns = cfg->controller.interval_ns,
+		.plan_interval_ns = cfg->controller.plan_interval_ns, .provider = &cfg->provider },
 		err, sizeof(err));
 	if (!controller) {
 		us_error("%s", err);

@@ -168,6 +168,17 @@ static const char *const migrations[US_STORE_SCHEMA_VERSION + 1] = {
 	"  from_state TEXT NOT NULL, to_state TEXT NOT NULL, step INTEGER NOT NULL,"
 	"  at_ns INTEGER NOT NULL, reason TEXT NOT NULL);"
 	"CREATE INDEX migration_journal_by_migration ON migration_journal(migration_id, id);",
+	/* Capacity plans (coordinator/planner.c): the controller recomputes the
+	 * plan of each workload with a production instance every
+	 * controller.plan_interval; Plan/Make answers with the latest. A plan
+	 * that could not be made is a row too (plan '', error why), so the
+	 * interval applies to failures as well. */
+	[7] =
+	"CREATE TABLE plans("
+	"  id INTEGER PRIMARY KEY, workload TEXT NOT NULL,"
+	"  created_ns INTEGER NOT NULL, horizon_s INTEGER NOT NULL,"
+	"  plan TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX plans_by_workload ON plans(workload, created_ns);",
 };
 
 enum stmt_id {

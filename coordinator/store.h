@@ -12,7 +12,7 @@
 
 #include "scan.h"
 
-#define US_STORE_SCHEMA_VERSION 6
+#define US_STORE_SCHEMA_VERSION 7
 
 struct us_store;
 

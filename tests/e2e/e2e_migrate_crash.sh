@@ -35,7 +35,8 @@ cli migrate web --type m5.large --policy gated --force >"$T/migrate.out" 2>&1 ||
 ID=$(q "SELECT id FROM migrations")
 
 state_is Preallocated
-grep -q "waiting for approval" <<<"$(q "SELECT reason FROM migrations")" || fail "not waiting for approval: $(q "SELECT reason FROM migrations")"
+for _ in $(seq 1 50); do [[ "$(q "SELECT reason FROM migrations")" == *"waiting for approval"* ]] && break; sleep 0.1; done
+[[ "$(q "SELECT reason FROM migrations")" == *"waiting for approval"* ]] || fail "not waiting for approval: $(q "SELECT reason FROM migrations")"
 restart
 sleep 2
 state_is Preallocated

@@ -47,6 +47,20 @@ agent_key() {
 
 # coord_start [extra yaml lines...]
 coord_start() {
+	local tries=3
+	while ! coord_try_start "$@"; do
+		# a random port taken by someone else: only a first start may move
+		# (agents configured since know the endpoint)
+		tries=$((tries - 1))
+		[ -z "${COORD_STARTED:-}" ] && [ $tries -gt 0 ] || fail "coordinator exited: $(tail -n 5 "$T/coord.log")"
+		PORT=$((20000 + RANDOM % 20000)); ENDPOINT=tcp://127.0.0.1:$PORT; MPORT=$((PORT + 1))
+	done
+	COORD_STARTED=1
+}
+
+# 0 once this start says "listening on"; 1 when it exited because its
+# address was in use; fails the test otherwise.
+coord_try_start() {
 	{
 		echo "listen: $ENDPOINT"
 		echo "data_dir: $T/data"
@@ -66,7 +80,10 @@ coord_start() {
 	COORD_PID=$!
 	for _ in $(seq 1 100); do
 		tail -c +$((before + 1)) "$T/coord.log" 2>/dev/null | grep -q "listening on" && return 0
-		kill -0 "$COORD_PID" 2>/dev/null || fail "coordinator exited: $(tail -n 5 "$T/coord.log")"
+		if ! kill -0 "$COORD_PID" 2>/dev/null; then
+			tail -c +$((before + 1)) "$T/coord.log" | grep -q "Address already in use" && return 1
+			fail "coordinator exited: $(tail -n 5 "$T/coord.log")"
+		fi
 		sleep 0.05
 	done
 	fail "coordinator did not start"

@@ -45,6 +45,9 @@ on_exit sweep
 mkdir -p "$T/site/www" "$T/site/logs" "$T/workloads" "$T/agent.d"
 echo hello >"$T/site/www/index.html"
 seq 1 40000 >"$T/site/www/big.txt"
+# the workload's data: 10 files of 10 KiB (clone copies all, subset a sample)
+mkdir -p "$T/site/data"
+for i in $(seq 0 9); do head -c 10240 /dev/urandom >"$T/site/data/part$i"; done
 cat >"$T/site/nginx.conf" <<'CONF'
 master_process off;
 daemon off;
@@ -69,6 +72,7 @@ name: web
 command: $NGINX
 args: ["-p", "\${INSTANCE_DIR}/", "-c", "\${INSTANCE_DIR}/nginx.conf"]
 files: [$T/site/nginx.conf, $T/site/www, $T/site/logs]
+data: [$T/site/data]
 port: $SPORT
 health: { http: /ok, interval: 200ms, timeout: 1s, start_timeout: 30s }
 stop: { signal: QUIT, grace: 5s }

@@ -2,7 +2,9 @@
  * demand quantile, a synthetic daily cycle that must give a pre-allocation
  * request lead-time ahead of every rise and never a scale-in, the
  * max-capacity buffer (honoured or raised), the per-instance capacity's
- * choice of evidence, and an SVG chart that is self-contained and escaped.
+ * choice of evidence and its figures from measured minutes (CPU-seconds per
+ * request, the rate sustained within a p99 limit), the binding resource of
+ * a multi-resource plan, and an SVG chart that is self-contained and escaped.
  * Seeded: every run sees the same numbers. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +249,109 @@ static void test_capacity_source(void **state)
 	assert_string_equal(us_cap_source_name(US_CAP_SHADOW_CPU), "shadow-cpu");
 }
 
+/* Shadow minutes: CPU-s per request is the median ratio, the sustained rate
+ * the busiest minute within the p99 limit; capacity reports both and plans
+ * on the smaller, with the target utilisation applied to the cores. */
+static void test_capacity_from_minutes(void **state)
+{
+	const struct us_cap_minute m[] = {
+		{ 600, 6.0, 10e6 },      /* 10 req/s, 0.010 CPU-s each */
+		{ 1200, 14.4, 12e6 },    /* 20 req/s, 0.012 */
+		{ 2400, 26.4, 40e6 },    /* 40 req/s, 0.011, p99 over the limit */
+		{ 0, 1.0, NAN },         /* idle: no ratio, no rate */
+		{ 1800, NAN, 11e6 },     /* 30 req/s, CPU unknown */
+	};
+	struct us_itype t = { .type = "c7g.xlarge", .vcpu = 4, .baseline_cpu_pct = 100 };
+	struct us_capacity_in in = { 0 };
+	struct us_capacity c;
+
+	(void)state;
+	assert_true(fabs(us_plan_cpu_per_request(m, 5) - 0.011) < 1e-12);
+	assert_true(fabs(us_plan_cpu_per_request(m, 2) - 0.011) < 1e-12); /* even: mean of two */
+	assert_true(us_plan_cpu_per_request(m + 3, 2) == 0);
+	assert_true(fabs(us_plan_sustained_rps(m, 5, 20e6) - 30) < 1e-12);
+	assert_true(fabs(us_plan_sustained_rps(m, 5, 50e6) - 40) < 1e-12);
+	assert_true(us_plan_sustained_rps(m, 5, 1e6) == 0);
+
+	in.type = &t;
+	in.target_util = 0.7;
+	in.shadow_cpu_s_per_req = 0.011;
+	in.shadow_rps = 30;               /* CPU bound 4 × 0.7 / 0.011 = 254.5: the rate wins */
+	assert_int_equal(us_plan_capacity(&in, &c), 0);
+	assert_int_equal(c.source, US_CAP_SHADOW);
+	assert_true(fabs(c.per_instance - 30) < 1e-9);
+	assert_non_null(strstr(c.why, "sustained 30"));
+	assert_non_null(strstr(c.why, "CPU bound 254.5"));
+	in.shadow_rps = 0;                /* CPU cost alone */
+	assert_int_equal(us_plan_capacity(&in, &c), 0);
+	assert_int_equal(c.source, US_CAP_SHADOW_CPU);
+	assert_true(fabs(c.per_instance - 2.8 / 0.011) < 1e-9);
+	in.shadow_cpu_s_per_req = 0;      /* production's cost on catalog cores */
+	in.nominal_cpu_s_per_req = 0.014;
+	assert_int_equal(us_plan_capacity(&in, &c), 0);
+	assert_int_equal(c.source, US_CAP_CATALOG);
+	assert_true(c.warning);
+	assert_true(fabs(c.per_instance - 200) < 1e-9);
+}
+
+/* Requests bind at night, memory by day: each step takes the larger need
+ * and names its resource; a single resource equals us_plan_build. */
+static void test_binding_resource(void **state)
+{
+	double rq[4] = { 100, 100, 100, 100 }, cpu[4] = { 1, 1, 6, 1 }, mem[4] = { 2, 2, 2, 30 };
+	struct us_fc_bands frq = { .start = 0, .step = HOUR, .n = 4, .mean = rq };
+	struct us_fc_bands fcpu = frq, fmem = frq, fshort = frq;
+	struct us_itype t = { .type = "m6i.xlarge", .vcpu = 4, .memory_gib = 16,
+			      .baseline_cpu_pct = 100 };
+	double caps[US_RES_N] = { 50, 0, 0, 0 };
+	struct us_plan_res_fc r[3];
+	struct us_plan_params p;
+	struct us_plan plan, one;
+	char err[256];
+
+	(void)state;
+	fcpu.mean = cpu;
+	fmem.mean = mem;
+	us_plan_type_caps(&t, 0.5, caps);
+	assert_true(fabs(caps[US_RES_CPU] - 2) < 1e-12);
+	assert_true(fabs(caps[US_RES_MEMORY] - 14.4) < 1e-12);
+	assert_true(caps[US_RES_NETWORK] == 0);
+	assert_true(caps[US_RES_REQUESTS] == 50);
+	us_plan_defaults(&p);
+	p.headroom = 0;
+	r[0] = (struct us_plan_res_fc){ US_RES_REQUESTS, &frq, caps[US_RES_REQUESTS] };
+	r[1] = (struct us_plan_res_fc){ US_RES_CPU, &fcpu, caps[US_RES_CPU] };
+	r[2] = (struct us_plan_res_fc){ US_RES_MEMORY, &fmem, caps[US_RES_MEMORY] };
+	assert_int_equal(us_plan_build_multi(r, 3, &p, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.steps[0].required, 2);  /* 100 / 50 */
+	assert_int_equal(plan.steps[0].binding, 0);
+	assert_int_equal(plan.steps[2].required, 3);  /* 6 cores / 2 */
+	assert_int_equal(plan.steps[2].binding, 1);
+	assert_true(plan.steps[2].request);
+	assert_int_equal(plan.steps[3].required, 3);  /* 30 GiB / 14.4 */
+	assert_int_equal(plan.steps[3].binding, 2);
+	assert_false(plan.steps[3].request);          /* same count: no new request */
+	assert_true(plan.steps[0].demand == 100);     /* the first resource's figures */
+	us_plan_free(&plan);
+
+	p.capacity = 50;
+	assert_int_equal(us_plan_build(&frq, &p, &one, err, sizeof(err)), 0);
+	assert_int_equal(us_plan_build_multi(r, 1, &p, &plan, err, sizeof(err)), 0);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(one.steps[i].required, plan.steps[i].required);
+	us_plan_free(&one);
+	us_plan_free(&plan);
+
+	fshort.n = 3;                                 /* misaligned forecasts are refused */
+	r[1].fc = &fshort;
+	assert_int_equal(us_plan_build_multi(r, 3, &p, &plan, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line up"));
+	r[1].fc = &fcpu;
+	r[2].capacity = 0;                            /* as is a type without memory */
+	assert_int_equal(us_plan_build_multi(r, 3, &p, &plan, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "memory"));
+}
+
 static void test_svg_chart(void **state)
 {
 	int64_t ht[48];
@@ -309,6 +414,8 @@ int main(void)
 		cmocka_unit_test(test_current_and_late),
 		cmocka_unit_test(test_max_capacity_buffer),
 		cmocka_unit_test(test_capacity_source),
+		cmocka_unit_test(test_capacity_from_minutes),
+		cmocka_unit_test(test_binding_resource),
 		cmocka_unit_test(test_svg_chart),
 	};
 
