@@ -627,12 +627,34 @@ static size_t shifting_count(struct us_controller *c, const char *policy)
 	return n;
 }
 
+/* Whether an agent has reported an interval of the instance (as a workload
+ * named by its id): until then its requests go unmeasured, and the guards
+ * would count what it serves as nothing. */
+static bool measured(struct us_controller *c, const char *instance)
+{
+	sqlite3_stmt *q = NULL;
+	bool yes = false;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM metric_batches WHERE workload = ?1 LIMIT 1",
+			       -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, instance, -1, SQLITE_STATIC);
+		yes = sqlite3_step(q) == SQLITE_ROW;
+	}
+	sqlite3_finalize(q);
+	return yes;
+}
+
 static void state_preallocated(struct us_controller *c, struct mig_row *m)
 {
 	const struct us_migration_policy *p = policy_of(c, m);
 
 	if (cancelled(c, m))
 		return;
+	if (!measured(c, m->to_instance)) {
+		set_reason(c, m, "waiting for an agent to measure %s (%s)", m->to_instance,
+			   c->agent[0] ? c->agent : "no controller.agent: an agent on its host");
+		return;
+	}
 	if (p->approval && !m->approved) {
 		set_reason(c, m, "waiting for approval: understudy approve %s", m->workload);
 		return;
@@ -659,8 +681,9 @@ static void state_preallocated(struct us_controller *c, struct mig_row *m)
 #define MIN_SHARE_RATIO 0.5
 #define FALLING_BEHIND_P 1e-3
 
-/* 1 when a guard is breached, 0 when not, -1 unknown; why says which, or
- * (0) the figures the guards judged. */
+/* 1 when a guard is breached, 0 when the guards hold, 2 when there are too
+ * few requests on the new instance to judge, -1 unknown; why says which
+ * guard, or the figures judged. */
 static int guards_breached(struct us_controller *c, const struct mig_row *m,
 			   const struct us_migration_policy *p, char *why, size_t whylen)
 {
@@ -688,14 +711,18 @@ static int guards_breached(struct us_controller *c, const struct mig_row *m,
 		 m->step + 1, 100.0 * share, (unsigned long long)fnew.n, m->to_instance,
 		 (unsigned long long)p->guards.min_samples);
 	if (fnew.n < p->guards.min_samples)
-		return 0;
+		return 2;
 	old_p99 = fold.n >= p->guards.min_samples ? fold.p99_ns : m->baseline_p99_ns;
 	old_err = fold.n >= p->guards.min_samples ? error_rate(&fold) : m->baseline_error;
-	if (old_p99 > 0 && fnew.p99_ns / old_p99 > p->guards.max_p99_ratio) {
+	/* relative and absolute: on sub-millisecond requests a ratio alone
+	 * would roll back on scheduling noise */
+	if (old_p99 > 0 && fnew.p99_ns / old_p99 > p->guards.max_p99_ratio &&
+	    fnew.p99_ns - old_p99 > (double)p->guards.min_p99_delta_ns) {
 		snprintf(why, whylen, "guard: p99 latency %.3f ms on %s is %.2fx %s's %.3f ms "
-			 "(limit %.2fx, %llu requests)", fnew.p99_ns / 1e6, m->to_instance,
-			 fnew.p99_ns / old_p99, m->from_instance, old_p99 / 1e6,
-			 p->guards.max_p99_ratio, (unsigned long long)fnew.n);
+			 "(limit %.2fx and +%.3f ms, %llu requests)", fnew.p99_ns / 1e6,
+			 m->to_instance, fnew.p99_ns / old_p99, m->from_instance, old_p99 / 1e6,
+			 p->guards.max_p99_ratio, (double)p->guards.min_p99_delta_ns / 1e6,
+			 (unsigned long long)fnew.n);
 		return 1;
 	}
 	if (error_rate(&fnew) - old_err > p->guards.max_error_delta) {
@@ -717,6 +744,7 @@ static void state_shifting(struct us_controller *c, struct mig_row *m)
 	const struct us_migration_policy *p = policy_of(c, m);
 	char why[512];
 	size_t next = (size_t)m->step + 1;
+	int judged;
 
 	if (m->rollback_requested) {
 		transition(c, m, "RolledBack", -1, NULL,
@@ -724,17 +752,22 @@ static void state_shifting(struct us_controller *c, struct mig_row *m)
 			   m->step + 1, p->steps[m->step], m->to_instance);
 		return;
 	}
-	switch (guards_breached(c, m, p, why, sizeof(why))) {
+	switch ((judged = guards_breached(c, m, p, why, sizeof(why)))) {
 	case 1:
 		transition(c, m, "RolledBack", -1, NULL, "%s; all traffic back to %s, %s kept for "
 			   "analysis", why, m->from_instance, m->to_instance);
 		return;
 	case 0:
+	case 2:
 		if (report_due(c, m))
-			set_reason(c, m, "%s", why);
+			set_reason(c, m, "%s%s", why, judged == 2 &&
+				   c->now_ns - m->state_since_ns >= p->bake_ns ?
+				   "; bake extended until the guards can judge" : "");
 		break;
 	}
-	if (c->now_ns - m->state_since_ns < p->bake_ns)
+	/* a step is passed only on guards that judged it: an instance too slow
+	 * to complete enough requests must not pass by default */
+	if (c->now_ns - m->state_since_ns < p->bake_ns || judged != 0)
 		return;
 	if (next < p->nsteps)
 		transition(c, m, "Shifting", (int)next, NULL,

@@ -29,6 +29,7 @@ void us_migration_policy_defaults(struct us_migration_policy *p)
 	p->nsteps = sizeof(steps) / sizeof(steps[0]);
 	p->bake_ns = 5 * 60 * US_NS_PER_SEC;
 	p->guards.max_p99_ratio = 1.2;
+	p->guards.min_p99_delta_ns = US_NS_PER_MS;
 	p->guards.max_error_delta = 0.001;
 	p->guards.min_samples = 100;
 	p->guards.window_ns = 60 * US_NS_PER_SEC;
@@ -177,7 +178,7 @@ static int load_guards(const struct us_conf_doc *doc, const struct us_conf_node 
 		       struct us_migration_policy *p, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
-		"max_p99_ratio", "max_error_delta", "min_samples", "window", NULL
+		"max_p99_ratio", "min_p99_delta", "max_error_delta", "min_samples", "window", NULL
 	};
 	const struct us_conf_node *g = NULL;
 	int64_t samples = (int64_t)p->guards.min_samples;
@@ -188,6 +189,8 @@ static int load_guards(const struct us_conf_doc *doc, const struct us_conf_node 
 	    get_number(doc, g, "max_error_delta", true, &p->guards.max_error_delta, err,
 		       errlen) < 0 ||
 	    us_conf_get_int64(doc, g, "min_samples", 1, INT64_MAX, &samples, err, errlen) < 0 ||
+	    us_conf_get_duration(doc, g, "min_p99_delta", &p->guards.min_p99_delta_ns, err,
+				 errlen) < 0 ||
 	    us_conf_get_duration(doc, g, "window", &p->guards.window_ns, err, errlen) < 0)
 		return -1;
 	/* below 1 the new instance would have to be faster than the old */

@@ -36,6 +36,7 @@ struct us_migration_policy {
 	uint64_t bake_ns;              /* per step; default 5 m */
 	struct {
 		double max_p99_ratio;      /* new p99 / old p99; default 1.2 */
+		uint64_t min_p99_delta_ns; /* and new − old p99 above this; default 1 ms */
 		double max_error_delta;    /* new − old error rate, fraction; default 0.001 */
 		uint64_t min_samples;      /* per side before a guard judges; default 100 */
 		uint64_t window_ns;        /* recent requests judged; default 1 m */

@@ -31,15 +31,16 @@ demo_run() {
 
 # assert_clean OUT: nothing of the demo that wrote OUT is left
 assert_clean() {
-	local scratch prefix pin
+	local scratch prefix pin d
 	scratch=$(sed -n 's/.*scratch \([^,]*\), instances \([^*]*\)\*.*/\1/p' "$1")
 	prefix=$(sed -n 's/.*scratch \([^,]*\), instances \([^*]*\)\*.*/\2/p' "$1")
 	pin=$(grep -o '/sys/fs/bpf/understudy/steer/[0-9]*' "$1" | head -n 1)
 	[ -n "$scratch" ] && [ -n "$prefix" ] && [ -n "$pin" ] || fail "no scratch, prefix or pin in the output: $(head -n 5 "$1")"
 	[ ! -e "$scratch" ] || fail "scratch $scratch left"
 	! ip netns list | grep -q "^$prefix" || fail "netns left: $(ip netns list | grep "^$prefix")"
-	! ls -d "$CGROOT"/understudy/"$prefix"* /sys/fs/cgroup/*/understudy/"$prefix"* 2>/dev/null | grep -q . ||
-		fail "cgroups left: $(ls -d "$CGROOT"/understudy/"$prefix"* /sys/fs/cgroup/*/understudy/"$prefix"* 2>/dev/null)"
+	for d in "$CGROOT"/understudy/"$prefix"* /sys/fs/cgroup/*/understudy/"$prefix"*; do
+		[ ! -d "$d" ] || fail "cgroup $d left"
+	done
 	[ ! -d "$CGROOT/understudy-demo-clients-$DPID" ] || fail "clients cgroup left"
 	[ ! -e "$pin" ] || fail "steering pin $pin left"
 	! pgrep -f "$scratch" >/dev/null || fail "processes left: $(pgrep -af "$scratch")"
@@ -57,7 +58,7 @@ for marker in "Step 1/11: coordinator and agent" "understudy-coordinator --confi
 	"Step 3/11: clients" "us-httpload .*--cycle" \
 	"Step 4/11: recommend" "\$ understudy recommend --utilization" "=> c5.large" \
 	"Step 5/11: shadow" "\$ understudy shadow start web --type c5.large --mode mirror" "shadow  c5.large  running" \
-	"Step 6/11: compare" "\$ understudy compare .* --shadow " "decision \(Pass\|Fail\|Marginal\) " \
+	"Step 6/11: compare" "\$ understudy compare .* --shadow " "decision \(Pass\|Fail\|Marginal\) .*mode unpaired" \
 	"Step 7/11: forecast and plan" "\$ understudy forecast --input" "=> 576 points" \
 	"\$ understudy plan --input" "pre-allocation request" \
 	"Step 8/11: migrate" "\$ understudy migrate web --type c5.large" "Shadowing -> Validated" "Shifting -> Completed" \
@@ -68,6 +69,7 @@ for marker in "Step 1/11: coordinator and agent" "understudy-coordinator --confi
 	[ "$n" -ge "$last" ] || fail "'$marker' (line $n) before the previous step (line $last)"
 	last=$n
 done
+! grep -E 'Sanitizer|runtime error:' "$T/demo.out" || fail "sanitizer report in the demo's output"
 verdict=$(sed -n 's/.*shadow verdict *\([A-Za-z]*\),.*/\1/p' "$T/demo.out")
 [ -n "$verdict" ] || fail "no verdict in the summary"
 info "verdict $verdict; $(grep 'failed client requests' "$T/demo.out")"

@@ -216,6 +216,8 @@ if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify /lib/systemd/system/understudy-agent.service \
 		/lib/systemd/system/understudy-coordinator.service >"$T/verify.log" 2>&1 ||
 		{ cat "$T/verify.log"; fail "systemd-analyze verify"; }
+	# it only warns (exit 0) about unknown keys and bad values
+	[ ! -s "$T/verify.log" ] || { cat "$T/verify.log"; fail "systemd-analyze verify warns"; }
 	# the local-provider drop-in too, applied to a copy of the unit
 	mkdir -p "$T/units/understudy-coordinator.service.d"
 	cp /lib/systemd/system/understudy-coordinator.service "$T/units/"
@@ -223,6 +225,7 @@ if command -v systemd-analyze >/dev/null; then
 		"$T/units/understudy-coordinator.service.d/"
 	SYSTEMD_UNIT_PATH=$T/units: systemd-analyze verify "$T/units/understudy-coordinator.service" \
 		>"$T/verify2.log" 2>&1 || { cat "$T/verify2.log"; fail "systemd-analyze verify with the drop-in"; }
+	[ ! -s "$T/verify2.log" ] || { cat "$T/verify2.log"; fail "systemd-analyze verify warns about the drop-in"; }
 	info "systemd-analyze verify: both units and the local-provider drop-in"
 else
 	info "systemd-analyze is not installed: unit files not verified"
@@ -248,9 +251,27 @@ if capsh --drop="$drop,cap_sys_admin" -- -c '/usr/sbin/understudy-agent --probe'
 	fail "the agent runs here without CAP_SYS_ADMIN: remove it from understudy-agent.service"
 fi
 info "agent --probe passes with the unit's capabilities, and fails without CAP_SYS_ADMIN"
+# request capture stat()s /proc/PID/fd/FD of the workload's processes
+# (agent/capture.c): for another user's process that takes
+# CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, which the unit grants for that
+setpriv --reuid=nobody --regid=nogroup --clear-groups sleep 60 </dev/null &
+other=$!
+PIDS+=("$other")
+sleep 0.2
+capsh --drop="$drop" -- -c "stat -L /proc/$other/fd/0" >/dev/null 2>&1 ||
+	fail "with the unit's capabilities the agent cannot stat another user's /proc/PID/fd"
+for c in cap_sys_ptrace cap_dac_read_search; do
+	capsh --drop="$drop,$c" -- -c "stat -L /proc/$other/fd/0" >/dev/null 2>&1 &&
+		fail "stat of another user's /proc/PID/fd works without $c: remove it from the unit"
+done
+kill "$other" 2>/dev/null || true
+info "the unit's CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE are what /proc/PID/fd of another user needs"
+# agent_live FILE: `understudy agents` lists this host's agent as live
+agent_live() { awk -v h="$(hostname)" '$1 == h && $2 == "live" {ok = 1} END {exit !ok}' "$1"; }
 cp /etc/understudy/keys/agent.pub "/etc/understudy/agents.d/$(hostname).pub"
 cat >"$T/ns.sh" <<EOF
 set -eu
+agent_live() { awk '\$1 == "$(hostname)" && \$2 == "live" {ok = 1} END {exit !ok}' "\$1"; }
 ip link set lo up
 mount -t tmpfs -o mode=0755 tmpfs /run
 install -d -o understudy -g understudy -m 0750 /run/understudy
@@ -262,7 +283,7 @@ stat -c '%a %G' /run/understudy/api.sock >"$T/sock.mode"
 capsh --drop="$drop" -- -c 'exec /usr/sbin/understudy-agent' >"$T/agent.log" 2>&1 &
 apid=\$!
 for i in \$(seq 150); do
-	/usr/bin/understudy agents >"$T/agents.out" 2>&1 && grep -q "$(hostname)" "$T/agents.out" && break
+	/usr/bin/understudy agents >"$T/agents.out" 2>&1 && agent_live "$T/agents.out" && break
 	sleep 0.1
 done
 /usr/bin/understudy agents >"$T/agents.out" 2>&1 || true
@@ -272,7 +293,7 @@ EOF
 timeout 60 unshare --mount --net --propagation private bash "$T/ns.sh" || true
 [ "$(cat "$T/sock.mode" 2>/dev/null)" = "660 understudy" ] ||
 	{ cat "$T/coord.log"; fail "the API socket is '$(cat "$T/sock.mode" 2>/dev/null)', want mode 660 group understudy"; }
-grep -q "$(hostname)" "$T/agents.out" || {
+agent_live "$T/agents.out" || {
 	echo "--- agents"; cat "$T/agents.out"; echo "--- agent log"; tail -n 20 "$T/agent.log"
 	echo "--- coordinator log"; tail -n 20 "$T/coord.log"
 	fail "the packaged agent did not reach the packaged coordinator"
@@ -297,6 +318,9 @@ for f in /etc/understudy /var/lib/understudy /usr/bin/understudy /usr/sbin/under
 	/usr/share/bash-completion/completions/understudy /usr/share/man/man1/understudy.1.gz; do
 	[ ! -e "$f" ] || fail "$f is left after purge"
 done
+if ls /etc/systemd/system /var/lib/systemd/deb-systemd-helper-* 2>/dev/null | grep -q understudy; then
+	fail "systemd state of the units is left after purge"
+fi
 # Debian keeps system users on purge (files owned by the uid may remain)
 getent passwd understudy >/dev/null || fail "purge removed the system user (expected to stay)"
 info "purge left no files, no configuration, no data; the system user stays by policy"

@@ -61,6 +61,7 @@ static void assert_default_values(const struct us_migration_policy *p)
 	assert_true(p->guards.max_error_delta == 0.001);
 	assert_int_equal(p->guards.min_samples, 100);
 	assert_int_equal(p->guards.window_ns, 60 * US_NS_PER_SEC);
+	assert_int_equal(p->guards.min_p99_delta_ns, US_NS_PER_MS);
 	assert_false(p->approval);
 	assert_int_equal(p->max_concurrent, 1);
 	assert_int_equal(p->retain_ns, 600 * US_NS_PER_SEC);
@@ -120,7 +121,8 @@ static const char full[] =
 	"    validate: { min_confidence: 0.95, min_duration: 30m, min_samples: 5000, window: 1h }\n"
 	"    steps: [1, 5, 12.5, 100]\n"
 	"    bake: 15m\n"
-	"    guards: { max_p99_ratio: 1.1, max_error_delta: 0.5%, min_samples: 250, window: 2m }\n"
+	"    guards: { max_p99_ratio: 1.1, min_p99_delta: 5ms, max_error_delta: 0.5%,\n"
+	"              min_samples: 250, window: 2m }\n"
 	"    approval: true\n"
 	"    max_concurrent: 3\n"
 	"    retain: 1h\n"
@@ -151,6 +153,7 @@ static void test_full_example(void **state)
 	assert_true(p->guards.max_error_delta == 0.005);
 	assert_int_equal(p->guards.min_samples, 250);
 	assert_int_equal(p->guards.window_ns, 120 * US_NS_PER_SEC);
+	assert_int_equal(p->guards.min_p99_delta_ns, 5 * US_NS_PER_MS);
 	assert_true(p->approval);
 	assert_int_equal(p->max_concurrent, 3);
 	assert_int_equal(p->retain_ns, 3600 * US_NS_PER_SEC);
