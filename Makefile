@@ -233,7 +233,8 @@ bench-compare: all
 # NAB scoring of the anomaly detector (tools/nab, docs/anomalies.md)
 NAB_OBJS := $(call obj,tools/nab/nab.c)
 $(B)/tests/test_anomaly: $(NAB_OBJS)
-$(B)/tests/ktest_steer: $(call obj,coordinator/steer.c)
+$(B)/tests/ktest_steer: $(call obj,coordinator/steer.c coordinator/bpf_pin.c)
+$(B)/tests/ktest_egress: $(call obj,coordinator/egress.c coordinator/bpf_pin.c)
 $(B)/bin/us-nab-score: $(call obj,tools/nab/nab_score.c coordinator/anomaly.c) $(NAB_OBJS) $(B)/libus.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 0,$(V)),@echo "  LD      $@")

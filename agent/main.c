@@ -22,6 +22,7 @@
 #include "log.h"
 #include "mirror.h"
 #include "once.h"
+#include "privs.h"
 #include "probe.h"
 #include "sched_collector.h"
 #include "tcp_collector.h"
@@ -780,6 +781,26 @@ static void on_command(void *ctx, const Understudy__Command *cmd)
 		us_warn("command %llu: result not spooled: %s", (unsigned long long)cmd->id, err);
 }
 
+/* Called after the collectors are attached and before any thread starts
+ * (capabilities are per thread; later threads inherit the reduced sets).
+ * tracefs, bpffs and the memlock limit are made ready first, so capture,
+ * loaded later, needs only what privs.c keeps. Failing to drop is logged,
+ * never fatal. */
+static void drop_privileges(void)
+{
+	struct us_privs_plan p;
+	char err[512], line[2048];
+
+	if (us_bpf_env_prepare(us_log_enabled(US_LOG_DEBUG), err, sizeof(err)) < 0)
+		us_warn("request capture may be unavailable: %s", err);
+	if (us_privs_drop(&p, err, sizeof(err)) < 0) {
+		us_warn("capabilities not dropped: %s", err);
+		return;
+	}
+	us_privs_describe(&p, line, sizeof(line));
+	us_info("%s", line);
+}
+
 static int run(struct agent *ag)
 {
 	void *zctx = zmq_ctx_new();
@@ -790,12 +811,14 @@ static int run(struct agent *ag)
 	us_self_telemetry_init(&ag->self);
 	for (uint32_t i = 0; i < US_MAX_WORKLOADS; i++)
 		ag->slot[i] = i;
-	if (open_transport(ag, zctx) < 0)
-		goto cleanup;
-	us_sender_on_command(ag->sender, on_command, ag);
 	open_sched(ag);
 	open_block(ag);
 	open_tcp(ag);
+	us_self_telemetry_enable_stats(&ag->self);
+	drop_privileges();
+	if (open_transport(ag, zctx) < 0)
+		goto cleanup;
+	us_sender_on_command(ag->sender, on_command, ag);
 	resolve_cgroups(ag);
 	sync_mirrors(ag);
 	if (us_hello_submit(ag->sender, &ag->cfg, ag->cgroup_ids, err, sizeof(err)) < 0)

@@ -18,6 +18,7 @@
 
 #include "bpf_env.h"
 #include "capture.h"
+#include "privs.h"
 #include "sched_collector.h"
 
 #ifndef TRACEFS_MAGIC
@@ -96,6 +97,28 @@ static void check_privileges(struct probe *p)
 		report(p, PROBE_MISSING, true, "root / CAP_BPF+CAP_PERFMON",
 		       "neither root nor CAP_BPF+CAP_PERFMON",
 		       "run as root (or setcap cap_bpf,cap_perfmon,cap_sys_admin+ep)");
+}
+
+/* What the agent keeps after start (privs.c); informational, never a
+ * blocker: a missing capability shows in the checks that need it. */
+static void check_kept_capabilities(struct probe *p)
+{
+	struct us_privs_plan plan;
+	uint64_t eff, prm, bnd;
+	char kept[256], missing[256], detail[640];
+
+	if (us_privs_current(&eff, &prm, &bnd) < 0) {
+		report(p, PROBE_DEGRADED, false, "capabilities kept after start",
+		       "capget failed", "nothing to do");
+		return;
+	}
+	us_privs_plan(eff, prm, bnd, &plan);
+	us_privs_names(plan.keep, kept, sizeof(kept));
+	us_privs_names(us_privs_runtime_set() & ~plan.keep, missing, sizeof(missing));
+	snprintf(detail, sizeof(detail), "%s%s%s; the rest dropped from the %s", kept,
+		 strcmp(missing, "none") ? ", not held: " : "", strcmp(missing, "none") ? missing : "",
+		 us_privs_sets_named(&plan));
+	report(p, PROBE_OK, false, "capabilities kept after start", detail, NULL);
 }
 
 static void check_btf(struct probe *p)
@@ -329,6 +352,7 @@ int us_probe_run(FILE *out)
 
 	us_bpf_env_set_libbpf_debug(false);
 	check_privileges(&p);
+	check_kept_capabilities(&p);
 	check_btf(&p);
 	check_mount(&p, "tracefs", US_BPF_ENV_TRACEFS, TRACEFS_MAGIC, mount_tracefs,
 		    "mount -t tracefs nodev " US_BPF_ENV_TRACEFS);

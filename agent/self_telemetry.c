@@ -79,6 +79,11 @@ static bool stats_enabled(struct us_self_telemetry *t)
 	return true;
 }
 
+bool us_self_telemetry_enable_stats(struct us_self_telemetry *t)
+{
+	return stats_enabled(t);
+}
+
 static void add_progs(struct us_self_telemetry *t, struct us_batch *b, const char *collector,
 		      const int *fds, const char **names, int n)
 {

@@ -52,6 +52,10 @@ struct us_self_telemetry {
 };
 
 void us_self_telemetry_init(struct us_self_telemetry *t);
+/* Turns on BPF run-time statistics now rather than at the first batch:
+ * bpf_enable_stats needs CAP_SYS_ADMIN, which the agent drops after start
+ * (privs.c). False, logged once, when the kernel refuses. */
+bool us_self_telemetry_enable_stats(struct us_self_telemetry *t);
 void us_self_telemetry_close(struct us_self_telemetry *t);
 /* Initialises b for US_SELF_WORKLOAD over [start_ns, end_ns) and fills it;
  * the caller submits and frees b. b points into t: use it before the next

@@ -18,7 +18,13 @@
  * is double-forked and setsid'd, so it outlives the coordinator; describe()
  * trusts the
  * system over the file: a namespace that is gone is an absent instance, a
- * pid that is dead or not in the cgroup is a stopped workload. */
+ * pid that is dead or not in the cgroup is a stopped workload.
+ *
+ * Every instance is guarded (egress.h): before its workload runs, BPF
+ * programs on its v2 cgroup refuse connects and sends to anything but
+ * loopback, the instance's own address and the definition's
+ * allow_destinations, so a shadow reaches neither the host (the veth
+ * peer) nor production unless told to. Decommission removes the guard. */
 #include "provider.h"
 
 #include <arpa/inet.h>
@@ -46,6 +52,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "egress.h"
 #include "steer.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -1410,6 +1417,23 @@ fail:
 	_exit(127);
 }
 
+/* The egress guard on the instance's v2 cgroup with the definition's
+ * allowed destinations plus the instance's own address (a workload talking
+ * to itself reaches nothing else). */
+static int guard_egress(const struct names *n, const struct us_instance *now,
+			const struct us_workload_def *w, char *err, size_t errlen)
+{
+	struct us_wd_dest allow[US_WD_MAX_ALLOW + 1];
+
+	memcpy(allow, w->allow, w->nallow * sizeof(allow[0]));
+	memset(&allow[w->nallow], 0, sizeof(allow[0]));
+	if (fmt(allow[w->nallow].address, sizeof(allow[0].address), "%s", now->address)) {
+		snprintf(err, errlen, "address \"%s\" is not IPv4", now->address);
+		return -1;
+	}
+	return us_egress_attach(n->cg_v2, allow, w->nallow + 1, err, errlen);
+}
+
 /* Double fork: the workload is re-parented away from the coordinator, so it
  * outlives it and never becomes our zombie. */
 static int launch(const struct launch *x, const int cg_fds[NCG], int ns_fd, int log_fd,
@@ -1478,7 +1502,7 @@ static int local_start(struct us_provider *p, const struct us_instance *in,
 		return 0;
 	if (record_read(n.state, &r, err, errlen))
 		return -1;
-	if (launch_prepare(w, &vars, &x, err, errlen))
+	if (launch_prepare(w, &vars, &x, err, errlen) || guard_egress(&n, &now, w, err, errlen))
 		goto fail;
 	for (int i = 0; i < NCG; i++) {
 		if (!cgs[i][0])
@@ -1687,7 +1711,8 @@ static int local_decommission(struct us_provider *p, const char *id, char *err, 
 	if (stop_processes(id, &n, rc == 0 ? r.pid : 0, SIGTERM, DECOMMISSION_GRACE_NS, err,
 			   errlen))
 		return -1;
-	if (cgroup_remove(n.cg_v2, err, errlen) || cgroup_remove(n.cg_cpu, err, errlen) ||
+	if (us_egress_detach(n.cg_v2, err, errlen) ||
+	    cgroup_remove(n.cg_v2, err, errlen) || cgroup_remove(n.cg_cpu, err, errlen) ||
 	    cgroup_remove(n.cg_mem, err, errlen) || cgroup_remove(n.cg_acct, err, errlen) ||
 	    net_down(&n, err, errlen) ||
 	    rm_rf(n.dir, err, errlen)) {

@@ -4,7 +4,7 @@
  * Keeps no state of its own: everything lives in the pinned links and maps,
  * so any process (a restarted coordinator) finds the attachment again.
  * Changes to a pin directory are serialized between processes by an flock
- * on US_STEER_PIN_ROOT. */
+ * on US_STEER_PIN_ROOT (bpf_pin.h). */
 #include "steer.h"
 
 #include <arpa/inet.h>
@@ -12,22 +12,16 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/magic.h>
 
 #include "../bpf/steer.h"
+#include "bpf_pin.h"
 #include "steer.skel.h"
-
-#define BPFFS "/sys/fs/bpf"
 
 _Static_assert(US_STEER_MAX_BACKENDS == US_MAX_BACKENDS,
 	       "the BPF map value must hold US_MAX_BACKENDS backends");
@@ -52,19 +46,13 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* The pin paths of a cgroup v2 directory, named by its cgroup id (on
- * 64-bit kernels the kernfs node id is the directory's inode number). */
+/* The pin paths of a cgroup v2 directory, named by its cgroup id. */
 static int pins_of(const char *cgroup, struct pins *p, char *err, size_t errlen)
 {
-	struct statfs sfs;
-	struct stat st;
 	unsigned long long id;
 
-	if (statfs(cgroup, &sfs) || stat(cgroup, &st))
-		return fail(err, errlen, "steer: cgroup %s: %s", cgroup, strerror(errno));
-	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
-		return fail(err, errlen, "steer: cgroup %s: not a cgroup v2 directory", cgroup);
-	id = (unsigned long long)st.st_ino;
+	if (us_pin_cgroup_id("steer", cgroup, &id, err, errlen))
+		return -1;
 	snprintf(p->dir, sizeof(p->dir), US_STEER_PIN_ROOT "/%llu", id);
 	snprintf(p->link4, sizeof(p->link4), US_STEER_PIN_ROOT "/%llu/link4", id);
 	snprintf(p->link6, sizeof(p->link6), US_STEER_PIN_ROOT "/%llu/link6", id);
@@ -123,71 +111,14 @@ static int backend_set(const struct us_backend *b, size_t n, struct us_steer_val
 	return 0;
 }
 
-static int mkdir_exist_ok(const char *path)
-{
-	return mkdir(path, 0700) && errno != EEXIST ? -1 : 0;
-}
-
-/* bpffs at /sys/fs/bpf (mounted if missing) and US_STEER_PIN_ROOT in it. */
-static int prepare_pin_root(char *err, size_t errlen)
-{
-	struct statfs sfs;
-
-	if (statfs(BPFFS, &sfs))
-		return fail(err, errlen, "steer: bpffs: %s: %s", BPFFS, strerror(errno));
-	if (sfs.f_type != BPF_FS_MAGIC &&
-	    mount("bpf", BPFFS, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700"))
-		return fail(err, errlen, "steer: bpffs: mount -t bpf %s: %s", BPFFS,
-			    strerror(errno));
-	if (mkdir_exist_ok(BPFFS "/understudy") || mkdir_exist_ok(US_STEER_PIN_ROOT))
-		return fail(err, errlen, "steer: bpffs: mkdir -p %s: %s", US_STEER_PIN_ROOT,
-			    strerror(errno));
-	return 0;
-}
-
-/* An fd holding the exclusive lock on US_STEER_PIN_ROOT; -2 when the root
- * does not exist (nothing was ever attached), -1 on error. */
-static int lock_pin_root(char *err, size_t errlen)
-{
-	int fd = open(US_STEER_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0 && errno == ENOENT)
-		return -2;
-	if (fd < 0)
-		return fail(err, errlen, "steer: bpffs: open %s: %s", US_STEER_PIN_ROOT,
-			    strerror(errno));
-	if (flock(fd, LOCK_EX)) {
-		fail(err, errlen, "steer: bpffs: flock %s: %s", US_STEER_PIN_ROOT,
-		     strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Detaches the pinned link at path, if any. Unpinning alone would detach
- * too, but only once the bpffs inode is freed, after an RCU grace period:
- * the caller could still see the program attached. */
-static int detach_pinned(const char *path, char *err, size_t errlen)
-{
-	int fd = bpf_obj_get(path), rc = 0;
-
-	if (fd < 0 && errno != ENOENT)
-		return fail(err, errlen, "steer: opening %s: %s", path, strerror(errno));
-	if (fd >= 0 && bpf_link_detach(fd))
-		rc = fail(err, errlen, "steer: detaching %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
 /* Detaches the programs, then removes the pins, services first. Missing
  * pins are fine. */
 static int remove_pins(const struct pins *p, char *err, size_t errlen)
 {
 	const char *files[] = { p->services, p->counters, p->link4, p->link6 };
 
-	if (detach_pinned(p->link4, err, errlen) || detach_pinned(p->link6, err, errlen))
+	if (us_pin_detach_link("steer", p->link4, err, errlen) ||
+	    us_pin_detach_link("steer", p->link6, err, errlen))
 		return -1;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (unlink(files[i]) && errno != ENOENT)
@@ -227,7 +158,7 @@ static int attach(const char *cgroup, const struct pins *p, char *err, size_t er
 		     skel->links.steer_connect4 ? 6 : 4, cgroup, strerror(errno));
 		goto cleanup;
 	}
-	if (mkdir_exist_ok(p->dir)) {
+	if (mkdir(p->dir, 0700) && errno != EEXIST) {
 		fail(err, errlen, "steer: bpffs: mkdir %s: %s", p->dir, strerror(errno));
 		goto cleanup;
 	}
@@ -271,9 +202,10 @@ int us_steer_set(const char *clients_cgroup, const char *service, uint16_t port,
 
 	if (pins_of(clients_cgroup, &p, err, errlen) ||
 	    service_key(service, port, &key, err, errlen) ||
-	    backend_set(b, n, &v, err, errlen) || prepare_pin_root(err, errlen))
+	    backend_set(b, n, &v, err, errlen) ||
+	    us_pin_root_prepare("steer", US_STEER_PIN_ROOT, err, errlen))
 		goto cleanup;
-	lock = lock_pin_root(err, errlen);
+	lock = us_pin_root_lock("steer", US_STEER_PIN_ROOT, err, errlen);
 	if (lock == -2)
 		fail(err, errlen, "steer: bpffs: %s vanished", US_STEER_PIN_ROOT);
 	if (lock < 0)
@@ -367,7 +299,7 @@ int us_steer_clear(const char *clients_cgroup, const char *service, uint16_t por
 	if (pins_of(clients_cgroup, &p, err, errlen) ||
 	    service_key(service, port, &key, err, errlen))
 		goto cleanup;
-	lock = lock_pin_root(err, errlen);
+	lock = us_pin_root_lock("steer", US_STEER_PIN_ROOT, err, errlen);
 	if (lock == -2)
 		rc = 0;
 	if (lock < 0)
@@ -396,40 +328,12 @@ cleanup:
 int us_steer_counts(const char *clients_cgroup, struct us_steer_counts *out, char *err,
 		    size_t errlen)
 {
-	uint64_t *total[US_STEER_CNT_NR] = { &out->steered, &out->passthrough, &out->failed };
-	uint64_t *percpu = NULL;
+	uint64_t *const total[US_STEER_CNT_NR] = { &out->steered, &out->passthrough,
+						   &out->failed };
 	struct pins p;
-	int ncpus, fd = -1, rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (pins_of(clients_cgroup, &p, err, errlen))
-		goto cleanup;
-	fd = bpf_obj_get(p.counters);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			rc = 0;
-		else
-			fail(err, errlen, "steer: opening %s: %s", p.counters, strerror(errno));
-		goto cleanup;
-	}
-	ncpus = libbpf_num_possible_cpus();
-	percpu = ncpus > 0 ? calloc((size_t)ncpus, sizeof(*percpu)) : NULL;
-	if (!percpu) {
-		fail(err, errlen, "steer: counters for %d CPUs: out of memory", ncpus);
-		goto cleanup;
-	}
-	for (uint32_t slot = 0; slot < US_STEER_CNT_NR; slot++) {
-		if (bpf_map_lookup_elem(fd, &slot, percpu)) {
-			fail(err, errlen, "steer: reading %s: %s", p.counters, strerror(errno));
-			goto cleanup;
-		}
-		for (int cpu = 0; cpu < ncpus; cpu++)
-			*total[slot] += percpu[cpu];
-	}
-	rc = 0;
-cleanup:
-	free(percpu);
-	if (fd >= 0)
-		close(fd);
-	return rc;
+		return -1;
+	return us_pin_sum_counters("steer", p.counters, total, US_STEER_CNT_NR, err, errlen);
 }

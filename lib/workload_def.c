@@ -371,6 +371,63 @@ static int load_service(const struct us_conf_doc *doc, const struct us_conf_node
 	return 0;
 }
 
+/* "a.b.c.d" or "a.b.c.d:PORT" (PORT 1-65535) into d; -1 when it is neither. */
+static int parse_dest(const char *s, struct us_wd_dest *d)
+{
+	const char *colon = strchr(s, ':');
+	size_t alen = colon ? (size_t)(colon - s) : strlen(s);
+	struct in_addr a;
+	unsigned long port = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (alen >= sizeof(d->address))
+		return -1;
+	memcpy(d->address, s, alen);
+	if (inet_pton(AF_INET, d->address, &a) != 1)
+		return -1;
+	if (colon) {
+		const char *p = colon + 1;
+
+		if (!*p || strlen(p) > 5)
+			return -1;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			port = port * 10 + (unsigned long)(*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return -1;
+	}
+	d->port = (uint16_t)port;
+	return 0;
+}
+
+static int load_allow(const struct us_conf_doc *doc, const struct us_conf_node *root,
+		      struct us_workload_def *w, char *err, size_t errlen)
+{
+	const struct us_conf_node *list = NULL;
+
+	if (us_conf_get_seq(doc, root, "allow_destinations", &list, err, errlen) < 0)
+		return -1;
+	if (us_conf_len(list) > US_WD_MAX_ALLOW)
+		return us_conf_errorf(doc, list, err, errlen, "too many entries (%zu; at most %d)",
+				      us_conf_len(list), US_WD_MAX_ALLOW);
+	for (size_t i = 0; i < us_conf_len(list); i++) {
+		const struct us_conf_node *item = us_conf_seq_item(list, i);
+		char s[64];
+
+		if (us_conf_as_string(doc, item, s, sizeof(s), err, errlen) < 0)
+			return -1;
+		if (parse_dest(s, &w->allow[i]) < 0)
+			return us_conf_errorf(doc, item, err, errlen,
+					      "expected an IPv4 address with an optional port "
+					      "(1-65535), such as 10.0.0.5:5432 or 10.0.0.6, got '%s'",
+					      s);
+	}
+	w->nallow = us_conf_len(list);
+	return 0;
+}
+
 /* name, command and port: required. */
 static int load_identity(const struct us_conf_doc *doc, const struct us_conf_node *root,
 			 struct us_workload_def *w, char *err, size_t errlen)
@@ -408,7 +465,7 @@ static int load_workload_def(const struct us_conf_doc *doc, struct us_workload_d
 {
 	static const char *const keys[] = {
 		"name", "command", "args", "env", "workdir", "files", "data", "subset",
-		"port", "health", "stop", "service", NULL
+		"port", "health", "stop", "service", "allow_destinations", NULL
 	};
 	const struct us_conf_node *root = us_conf_root(doc);
 
@@ -424,7 +481,8 @@ static int load_workload_def(const struct us_conf_doc *doc, struct us_workload_d
 	    load_subset(doc, root, w, err, errlen) < 0 ||
 	    load_health(doc, root, w, err, errlen) < 0 ||
 	    load_stop(doc, root, w, err, errlen) < 0 ||
-	    load_service(doc, root, w, err, errlen) < 0)
+	    load_service(doc, root, w, err, errlen) < 0 ||
+	    load_allow(doc, root, w, err, errlen) < 0)
 		return -1;
 	/* relative to what would depend on the provider; ${INSTANCE_DIR} and
 	 * the other variables expand to absolute paths or plain words */

@@ -18,6 +18,14 @@
 #define US_WD_MAX_ENV 64
 #define US_WD_MAX_PATHS 32
 #define US_WD_STR 1024
+#define US_WD_MAX_ALLOW 32
+
+/* A destination the workload may reach from a local instance (egress
+ * guard, coordinator/egress.h). */
+struct us_wd_dest {
+	char address[16];                     /* IPv4 "a.b.c.d" */
+	uint16_t port;                        /* 0 = every port */
+};
 
 enum us_health_kind { US_HEALTH_TCP, US_HEALTH_HTTP };
 
@@ -57,6 +65,10 @@ struct us_workload_def {
 		uint16_t port;                    /* default: port */
 		char clients_cgroup[4096];        /* local: cgroup v2 dir of the clients */
 	} service;
+	/* local: the only non-loopback destinations the workload may connect
+	 * or send to (allow_destinations); none by default */
+	struct us_wd_dest allow[US_WD_MAX_ALLOW];
+	size_t nallow;
 	char source[4096];                    /* file it came from, for messages */
 };
 

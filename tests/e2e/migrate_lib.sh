@@ -19,7 +19,8 @@ SPORT=8080
 cli() { "$BIN/understudy" --server "unix://$T/api.sock" "$@"; }
 
 # Everything of this test's local instances, even after a crashed
-# coordinator: processes, netns, veths, cgroups (v2 and v1) and steering pins.
+# coordinator: processes, netns, veths, cgroups (v2 and v1), steering and
+# egress-guard pins.
 sweep() {
 	local ns pid d
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX"); do
@@ -29,6 +30,9 @@ sweep() {
 	for d in "$CGROOT"/understudy/"$PREFIX"* /sys/fs/cgroup/*/understudy/"$PREFIX"*; do
 		[ -d "$d" ] || continue
 		for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+		# an instance's egress guard, pinned by its v2 cgroup id
+		[ "$(stat -f -c %T "$d")" = cgroup2fs ] &&
+			rm -rf "/sys/fs/bpf/understudy/egress/$(stat -c %i "$d")" 2>/dev/null
 		for _ in $(seq 1 20); do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
 	done
 	if [ -n "${CG:-}" ] && [ -d /sys/fs/bpf/understudy/steer ]; then

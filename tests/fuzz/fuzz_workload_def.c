@@ -40,8 +40,12 @@ static void fuzz_check(const struct us_workload_def *w)
 {
 	if (!w->name[0] || !w->command[0] || w->port == 0 || w->service.port == 0 ||
 	    w->nargs > US_WD_MAX_ARGS || w->nenv > US_WD_MAX_ENV ||
-	    w->nfiles > US_WD_MAX_PATHS || w->ndata > US_WD_MAX_PATHS)
+	    w->nfiles > US_WD_MAX_PATHS || w->ndata > US_WD_MAX_PATHS ||
+	    w->nallow > US_WD_MAX_ALLOW)
 		abort();
+	for (size_t i = 0; i < w->nallow; i++)
+		if (!w->allow[i].address[0])
+			abort();
 	for (size_t i = 0; i < w->nargs; i++)
 		fuzz_expand(w->args[i]);
 	for (size_t i = 0; i < w->nenv; i++)

@@ -4,8 +4,10 @@
  * its namespace), healthy and answering 200 from the host, surviving a
  * reopened provider, stopped and started again; decommission leaving no
  * namespace, link, cgroup, process or state behind; deploy modes (clone,
- * mirror, subset by sample and by hook); and the configuration and type
- * errors. */
+ * mirror, subset by sample and by hook); the egress guard (a workload in an
+ * instance cannot connect to the host's veth address unless the definition
+ * lists it, and decommission unpins the guard); and the configuration and
+ * type errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +31,7 @@
 
 #include "bpf_env.h"
 #include "catalog.h"
+#include "egress.h"
 #include "provider.h"
 
 #define RANGE "10.252.0.0/24"       /* clear of the e2e labs' 10.200-249 */
@@ -46,7 +49,7 @@ struct fixture {
 	struct us_workload_def w;       /* the test's workload, refilled by each test */
 };
 
-static const char *const ids[] = { "t-prod", "t-cand" };
+static const char *const ids[] = { "t-prod", "t-cand", "t-guard" };
 
 static void sleep_ms(int ms)
 {
@@ -152,7 +155,7 @@ static int teardown(void **state)
 	char err[1024], cmd[128];
 	int rc = 0;
 
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
 		if (geteuid() == 0 && f->p->ops->decommission(f->p, ids[i], err, sizeof(err))) {
 			fprintf(stderr, "teardown: %s\n", err);
 			rc = -1;
@@ -688,6 +691,121 @@ static void test_deploy_modes(void **state)
 	assert_non_null(strstr(err, "t-none is not provisioned"));
 }
 
+/* ---- egress guard -------------------------------------------------------- */
+
+/* A TCP listener on addr, port chosen by the kernel; fd, port in *port. */
+static int listen_any_port(const char *addr, uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Whether the line of out starting with "PORT " says what. */
+static int port_line_says(const char *out, unsigned port, const char *what)
+{
+	char start[16], line[256];
+	const char *s = out;
+
+	snprintf(start, sizeof(start), "%u ", port);
+	for (; *s; s += strcspn(s, "\n") + (s[strcspn(s, "\n")] ? 1 : 0))
+		if (!strncmp(s, start, strlen(start))) {
+			snprintf(line, sizeof(line), "%.*s", (int)strcspn(s, "\n"), s);
+			return strstr(line, what) != NULL;
+		}
+	return 0;
+}
+
+/* The workload tries bash's /dev/tcp to each "ADDR/PORT" and writes one
+ * line per try ("PORT connected" or "PORT <bash's error>") to
+ * ${INSTANCE_DIR}/egress.out, then "done". */
+static void prober_def(struct us_workload_def *w, const char *host, uint16_t denied,
+		       uint16_t listed, const char *self)
+{
+	us_workload_def_defaults(w);
+	snprintf(w->name, sizeof(w->name), "prober");
+	snprintf(w->command, sizeof(w->command), "/bin/bash");
+	snprintf(w->args[w->nargs++], sizeof(w->args[0]), "-c");
+	snprintf(w->args[w->nargs++], sizeof(w->args[0]),
+		 "try() { if e=$( (exec 3<>/dev/tcp/$1/$2) 2>&1 ); then echo \"$2 connected\"; "
+		 "else echo \"$2 $e\"; fi; }; "
+		 "{ try %s %u; try %s %u; try %s 9; echo done; } > ${INSTANCE_DIR}/egress.out",
+		 host, denied, host, listed, self);
+	w->port = PORT;
+	snprintf(w->allow[w->nallow].address, sizeof(w->allow[0].address), "%s", host);
+	w->allow[w->nallow++].port = listed;
+}
+
+static void test_egress_guard(void **state)
+{
+	struct fixture *f = *state;
+	struct us_workload_def *w = &f->w;
+	struct us_deploy_opts o = { .mode = US_REPL_MIRROR };
+	struct us_egress_counts c;
+	struct us_instance in;
+	struct in_addr a;
+	struct stat st;
+	char err[1024], host[INET_ADDRSTRLEN], out[1024], path[256], pins[128];
+	uint16_t denied, listed;
+	int lfd[2], done = 0;
+
+	need_root(f);
+	if (access("/bin/bash", X_OK)) {
+		fprintf(stderr, "SKIP: /bin/bash is not installed (the prober uses /dev/tcp)\n");
+		skip();
+	}
+	provision(f, ids[2], "m5.large", &in);
+	/* the host side of the instance's /30: the address just below its own */
+	assert_int_equal(inet_pton(AF_INET, in.address, &a), 1);
+	a.s_addr = htonl(ntohl(a.s_addr) - 1);
+	inet_ntop(AF_INET, &a, host, sizeof(host));
+	lfd[0] = listen_any_port(host, &denied);
+	lfd[1] = listen_any_port(host, &listed);
+	prober_def(w, host, denied, listed, in.address);
+	if (f->p->ops->deploy(f->p, &in, w, &o, err, sizeof(err)))
+		fail_msg("deploy: %s", err);
+	if (f->p->ops->start(f->p, &in, w, err, sizeof(err)))
+		fail_msg("start: %s", err);
+	snprintf(path, sizeof(path), "%s/instances/%s/root/egress.out", f->dir, ids[2]);
+	for (int i = 0; i < 100 && !done; i++) {
+		done = read_text(path, out, sizeof(out)) == 0 && strstr(out, "done\n");
+		if (!done)
+			sleep_ms(100);
+	}
+	print_message("%s", out);
+	assert_true(done);
+	/* the host's address: refused by the guard, nothing reached the listener */
+	assert_true(port_line_says(out, denied, "connect: Operation not permitted"));
+	assert_int_equal(accept4(lfd[0], NULL, NULL, SOCK_CLOEXEC), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* the listed destination: connected */
+	assert_true(port_line_says(out, listed, "connected"));
+	/* its own address: allowed (refused by the stack, nothing listens on 9) */
+	assert_true(port_line_says(out, 9, "connect: Connection refused"));
+	assert_int_equal(us_egress_counts(in.cgroup, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.denied, 1);
+	assert_int_equal(c.allowed, 2);
+	close(lfd[0]);
+	close(lfd[1]);
+
+	/* decommission leaves no guard behind */
+	assert_int_equal(stat(in.cgroup, &st), 0);
+	snprintf(pins, sizeof(pins), US_EGRESS_PIN_ROOT "/%llu", (unsigned long long)st.st_ino);
+	assert_true(exists(pins));
+	if (f->p->ops->decommission(f->p, ids[2], err, sizeof(err)))
+		fail_msg("decommission: %s", err);
+	assert_false(exists(pins));
+	assert_false(exists(in.cgroup));
+}
+
 /* ---- decommission -------------------------------------------------------- */
 
 static void test_decommission(void **state)
@@ -820,6 +938,7 @@ int main(void)
 		cmocka_unit_test(test_nginx),
 		cmocka_unit_test(test_start_failure),
 		cmocka_unit_test(test_deploy_modes),
+		cmocka_unit_test(test_egress_guard),
 		cmocka_unit_test(test_decommission),
 	};
 

@@ -62,7 +62,8 @@ static const char full[] =
 	"port: 8080\n"
 	"health: { http: /healthz, interval: 500ms, timeout: 3s, start_timeout: 2m }\n"
 	"stop: { signal: QUIT, grace: 30s }\n"
-	"service: { address: 10.203.255.1, port: 80, clients_cgroup: /sys/fs/cgroup/unified/clients }\n";
+	"service: { address: 10.203.255.1, port: 80, clients_cgroup: /sys/fs/cgroup/unified/clients }\n"
+	"allow_destinations: [\"10.0.0.5:5432\", 10.0.0.6, \"192.168.1.1:65535\"]\n";
 
 static void test_defaults(void **state)
 {
@@ -78,6 +79,7 @@ static void test_defaults(void **state)
 	assert_string_equal(w->workdir, "${INSTANCE_DIR}");
 	assert_int_equal(w->subset_budget_bytes, 100ull << 20);
 	assert_string_equal(w->subset_hook, "");
+	assert_int_equal(w->nallow, 0);		/* no destination but loopback */
 	assert_int_equal(w->health.kind, US_HEALTH_TCP);
 	assert_string_equal(w->health.path, "");
 	assert_int_equal(w->health.interval_ns, US_NS_PER_SEC);
@@ -126,6 +128,13 @@ static void test_full_example(void **state)
 	assert_string_equal(w->service.address, "10.203.255.1");
 	assert_int_equal(w->service.port, 80);
 	assert_string_equal(w->service.clients_cgroup, "/sys/fs/cgroup/unified/clients");
+	assert_int_equal(w->nallow, 3);
+	assert_string_equal(w->allow[0].address, "10.0.0.5");
+	assert_int_equal(w->allow[0].port, 5432);
+	assert_string_equal(w->allow[1].address, "10.0.0.6");
+	assert_int_equal(w->allow[1].port, 0);		/* every port */
+	assert_string_equal(w->allow[2].address, "192.168.1.1");
+	assert_int_equal(w->allow[2].port, 65535);
 	free(w);
 }
 
@@ -193,6 +202,16 @@ static void test_errors(void **state)
 		{ MINIMAL "stop: { signal: 0 }\n", NAME ":4: stop.signal:", "'0'" },
 		{ MINIMAL "subset: { budget: 0 }\n", NAME ":4: subset.budget: must be more than 0", NULL },
 		{ MINIMAL "subset: { hook: make-subset }\n", NAME ":4: subset.hook: expected an absolute path", NULL },
+		{ MINIMAL "allow_destinations: [db.internal]\n", NAME ":4: allow_destinations[0]: expected an IPv4 address with an optional port", "'db.internal'" },
+		{ MINIMAL "allow_destinations: [\"10.0.0.5:0\"]\n", NAME ":4: allow_destinations[0]:", "'10.0.0.5:0'" },
+		{ MINIMAL "allow_destinations: [\"10.0.0.5:65536\"]\n", NAME ":4: allow_destinations[0]:", "'10.0.0.5:65536'" },
+		{ MINIMAL "allow_destinations: [\"10.0.0.5:\"]\n", NAME ":4: allow_destinations[0]:", "'10.0.0.5:'" },
+		{ MINIMAL "allow_destinations: [\"10.0.0.5:54x\"]\n", NAME ":4: allow_destinations[0]:", NULL },
+		{ MINIMAL "allow_destinations: [\"10.0.0:5432\"]\n", NAME ":4: allow_destinations[0]:", NULL },
+		{ MINIMAL "allow_destinations: [\"::1\"]\n", NAME ":4: allow_destinations[0]:", "'::1'" },
+		{ MINIMAL "allow_destinations: [\"[fd00::1]:80\"]\n", NAME ":4: allow_destinations[0]:", NULL },
+		{ MINIMAL "allow_destinations:\n  - 10.0.0.5\n  - \"10.0.0.5:-1\"\n", NAME ":6: allow_destinations[1]:", NULL },
+		{ MINIMAL "allow_destinations: 10.0.0.5\n", NAME ":4: allow_destinations:", "list" },
 		{ "- a\n", NAME ":1: the top level must be a mapping", NULL },
 	};
 
@@ -231,6 +250,22 @@ static void test_limits(void **state)
 				parse_fails(yaml, want, NULL);
 			}
 		}
+	}
+	/* allow_destinations: 32, then 33 */
+	for (size_t n = US_WD_MAX_ALLOW; n <= US_WD_MAX_ALLOW + 1; n++) {
+		size_t o = (size_t)snprintf(yaml, cap, MINIMAL "allow_destinations:\n");
+
+		for (size_t i = 0; i < n; i++)
+			o += (size_t)snprintf(yaml + o, cap - o, "  - 10.0.0.%zu\n", i + 1);
+		if (n > US_WD_MAX_ALLOW) {
+			parse_fails(yaml, NAME ":5: allow_destinations: too many entries (33; at most 32)",
+				    NULL);
+			continue;
+		}
+		w = parse_ok(yaml);
+		assert_int_equal(w->nallow, n);
+		assert_string_equal(w->allow[n - 1].address, "10.0.0.32");
+		free(w);
 	}
 	/* env: 65 variables */
 	size_t o = (size_t)snprintf(yaml, cap, MINIMAL "env:\n");
