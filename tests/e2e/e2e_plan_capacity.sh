@@ -61,7 +61,10 @@ def production(workload, n, memory=True):
     t0 = (now - n * 60 - 120) // 60 * 60
     for i in range(n):
         t = t0 + i * 60
-        reqs = int(60 * (100 + 60 * math.sin(2 * math.pi * (t % 86400) / 86400) + random.gauss(0, 3)))
+        # the cycle's phase is fixed relative to now (not to the wall
+        # clock), so every run forecasts the same shape
+        reqs = int(60 * (100 + 60 * math.sin(2 * math.pi * (t - now + 5100) / 86400)
+                         + random.gauss(0, 3)))
         put(ids["requests"], t, 0, reqs)
         put(ids["cpu_usage"], t, 0, int(reqs * 0.010 * 1e9))
         put(ids["request_latency"], t, reqs, reqs * 20000000, blob=hist(reqs, 20000000))
