@@ -203,6 +203,11 @@ static int cmp_unsigned(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static double unbiased(const double *r, size_t n, size_t l)
+{
+	return r[l] * (double)n / (double)(n - l);
+}
+
 /* The period within +-5% of p with the highest autocorrelation (r, band
  * from acf_all()) if it is a significant peak that repeats (see top), else
  * 0. */
@@ -216,13 +221,19 @@ static unsigned acf_peak(const double *r, const double *band, size_t n, unsigned
 		hi = n / 2;
 	if (hi <= lo)
 		return 0;
+	/* the peak's shape is judged on the unbiased estimate r[l] n/(n-l):
+	 * the FFT's r[l] carries the factor (n-l)/n, whose slope over +-5% of
+	 * the lag is as large as a smooth season's own curvature when only
+	 * three periods fit (a clean daily sine over three days failed) */
 	for (size_t l = lo; l <= hi; l++)
-		if (r[l] > best)
-			best = r[l], arg = l;
-	if (best < ACF_MIN || best < band[arg])
+		if (unbiased(r, n, l) > best)
+			best = unbiased(r, n, l), arg = l;
+	if (r[arg] < ACF_MIN || r[arg] < band[arg])
 		return 0;
-	if (arg == lo || arg == hi || best < r[lo] + PEAK_MARGIN || best < r[hi] + PEAK_MARGIN)
+	if (arg == lo || arg == hi || best < unbiased(r, n, lo) + PEAK_MARGIN ||
+	    best < unbiased(r, n, hi) + PEAK_MARGIN)
 		return 0;
+	best = r[arg];
 	/* a calendar period wins over its neighbours: on noisy data the
 	 * highest lag wanders by one or two around 288 */
 	if (calendar || r[p] >= 0.9 * best)
