@@ -83,6 +83,17 @@ int us_pin_root_lock(const char *what, const char *root, char *err, size_t errle
 	return fd;
 }
 
+int us_pin_open(const char *what, const char *path, char *err, size_t errlen)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0 && errno == ENOENT)
+		return -2;
+	if (fd < 0)
+		return fail(err, errlen, "%s: opening %s: %s", what, path, strerror(errno));
+	return fd;
+}
+
 int us_pin_detach_link(const char *what, const char *path, char *err, size_t errlen)
 {
 	int fd = bpf_obj_get(path), rc = 0;

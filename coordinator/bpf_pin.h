@@ -23,6 +23,9 @@ int us_pin_root_prepare(const char *what, const char *root, char *err, size_t er
 /* An fd holding the exclusive flock on root; -2 when root does not exist
  * (nothing was ever pinned), -1 on error. Closing the fd unlocks. */
 int us_pin_root_lock(const char *what, const char *root, char *err, size_t errlen);
+/* fd of the object (a map) pinned at path; -2 when nothing is pinned
+ * there, -1 on error. */
+int us_pin_open(const char *what, const char *path, char *err, size_t errlen);
 /* Detaches the link pinned at path, if any (unpinning alone would detach
  * only once the bpffs inode is freed, after an RCU grace period). */
 int us_pin_detach_link(const char *what, const char *path, char *err, size_t errlen);

@@ -223,18 +223,6 @@ cleanup:
 	return rc;
 }
 
-/* fd of the cgroup's pinned allow map; -2 when there is none. */
-static int open_allow(const struct pins *p, char *err, size_t errlen)
-{
-	int fd = bpf_obj_get(p->allow);
-
-	if (fd < 0 && errno == ENOENT)
-		return -2;
-	if (fd < 0)
-		return fail(err, errlen, "egress: opening %s: %s", p->allow, strerror(errno));
-	return fd;
-}
-
 static bool key_listed(const struct us_egress_key *k, const struct us_egress_key *keys,
 		       size_t n)
 {
@@ -288,11 +276,11 @@ int us_egress_attach(const char *cgroup, const struct us_wd_dest *allow, size_t 
 	if (lock < 0)
 		goto cleanup;
 	remove_orphans();
-	fd = open_allow(&p, err, errlen);
+	fd = us_pin_open("egress", p.allow, err, errlen);
 	if (fd == -2) {
 		if (attach(cgroup, &p, err, errlen))
 			goto cleanup;
-		fd = open_allow(&p, err, errlen);
+		fd = us_pin_open("egress", p.allow, err, errlen);
 		if (fd == -2)
 			fail(err, errlen, "egress: %s missing right after pinning", p.allow);
 	}

@@ -180,18 +180,6 @@ cleanup:
 	return rc;
 }
 
-/* fd of the cgroup's pinned services map; -2 when there is none. */
-static int open_services(const struct pins *p, char *err, size_t errlen)
-{
-	int fd = bpf_obj_get(p->services);
-
-	if (fd < 0 && errno == ENOENT)
-		return -2;
-	if (fd < 0)
-		return fail(err, errlen, "steer: opening %s: %s", p->services, strerror(errno));
-	return fd;
-}
-
 int us_steer_set(const char *clients_cgroup, const char *service, uint16_t port,
 		 const struct us_backend *b, size_t n, char *err, size_t errlen)
 {
@@ -210,11 +198,11 @@ int us_steer_set(const char *clients_cgroup, const char *service, uint16_t port,
 		fail(err, errlen, "steer: bpffs: %s vanished", US_STEER_PIN_ROOT);
 	if (lock < 0)
 		goto cleanup;
-	fd = open_services(&p, err, errlen);
+	fd = us_pin_open("steer", p.services, err, errlen);
 	if (fd == -2) {
 		if (attach(clients_cgroup, &p, err, errlen))
 			goto cleanup;
-		fd = open_services(&p, err, errlen);
+		fd = us_pin_open("steer", p.services, err, errlen);
 		if (fd == -2)
 			fail(err, errlen, "steer: %s missing right after pinning", p.services);
 	}
@@ -249,7 +237,7 @@ int us_steer_get(const char *clients_cgroup, const char *service, uint16_t port,
 	if (pins_of(clients_cgroup, &p, err, errlen) ||
 	    service_key(service, port, &key, err, errlen))
 		goto cleanup;
-	fd = open_services(&p, err, errlen);
+	fd = us_pin_open("steer", p.services, err, errlen);
 	if (fd == -2)
 		rc = 0;
 	if (fd < 0)
@@ -304,7 +292,7 @@ int us_steer_clear(const char *clients_cgroup, const char *service, uint16_t por
 		rc = 0;
 	if (lock < 0)
 		goto cleanup;
-	fd = open_services(&p, err, errlen);
+	fd = us_pin_open("steer", p.services, err, errlen);
 	if (fd == -2)
 		rc = 0;
 	if (fd < 0)
