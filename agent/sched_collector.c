@@ -376,6 +376,7 @@ int us_sched_counters(struct us_sched *s, struct us_sched_counters *out)
 	out->start_map_full = sum[US_SCHED_CNT_START_FULL];
 	out->hist_map_full = sum[US_SCHED_CNT_HIST_FULL];
 	out->hist_key_missing = sum[US_SCHED_CNT_HIST_MISSING];
+	out->stamp_refused = sum[US_SCHED_CNT_STAMP_REFUSED];
 cleanup:
 	return rc;
 }

@@ -39,6 +39,7 @@ struct us_sched_counters {
 	uint64_t start_map_full;	/* a runnable task's timestamp was dropped */
 	uint64_t hist_map_full;		/* track_all: a cgroup's histogram could not be created */
 	uint64_t hist_key_missing;	/* sample for a cgroup being (un)tracked, dropped */
+	uint64_t stamp_refused;		/* task storage busy or out of memory: one wait unmeasured */
 };
 
 /* Called once per measured cgroup; st is valid only during the call.

@@ -120,6 +120,7 @@ static void add_bpf(struct us_self_telemetry *t, const struct us_self_sources *s
 			add_delta(t, b, "bpf_map_failures:sched.start_map_full", "1", k.start_map_full);
 			add_delta(t, b, "bpf_map_failures:sched.hist_map_full", "1", k.hist_map_full);
 			add_delta(t, b, "bpf_map_failures:sched.hist_key_missing", "1", k.hist_key_missing);
+			add_delta(t, b, "bpf_map_failures:sched.stamp_refused", "1", k.stamp_refused);
 		}
 	}
 	if (src->block) {

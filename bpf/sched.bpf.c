@@ -171,7 +171,7 @@ static __always_inline void mark_runnable(struct task_struct *t, __u32 pid, __u6
 						 BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 		if (!ts)
-			count_failure(US_SCHED_CNT_START_FULL);
+			count_failure(US_SCHED_CNT_STAMP_REFUSED);
 		else if (!keep_older || !*ts)
 			*ts = now;
 		return;

@@ -28,11 +28,14 @@ struct us_sched_key {
 
 /* Slots of the per-CPU `counters` array: every failed map operation. */
 enum us_sched_counter {
-	US_SCHED_CNT_START_FULL = 0,	/* wakeup_ts update failed (map full), or
-					 * task storage could not be allocated */
+	US_SCHED_CNT_START_FULL = 0,	/* wakeup_ts update failed (map full) */
 	US_SCHED_CNT_HIST_FULL = 1,	/* hists insert failed (map full), track_all mode */
 	US_SCHED_CNT_HIST_MISSING = 2,	/* tracked cgroup without hists key (track/untrack race) */
-	US_SCHED_CNT_NR = 3,
+	US_SCHED_CNT_STAMP_REFUSED = 3,	/* task storage refused a stamp: not a full map but
+					 * the helper's per-CPU recursion guard (held by a
+					 * task preempted while freeing its storage at exit)
+					 * or an atomic allocation failure */
+	US_SCHED_CNT_NR = 4,
 };
 
 #endif

@@ -342,12 +342,18 @@ static void check_counters(struct fixture *f)
 	struct us_sched_counters c;
 
 	assert_int_equal(us_sched_counters(f->sched, &c), 0);
-	print_message("counters: start_map_full=%llu hist_map_full=%llu hist_key_missing=%llu\n",
+	print_message("counters: start_map_full=%llu hist_map_full=%llu hist_key_missing=%llu "
+		      "stamp_refused=%llu\n",
 		      (unsigned long long)c.start_map_full, (unsigned long long)c.hist_map_full,
-		      (unsigned long long)c.hist_key_missing);
+		      (unsigned long long)c.hist_key_missing, (unsigned long long)c.stamp_refused);
 	assert_int_equal(c.start_map_full, 0);
 	assert_int_equal(c.hist_map_full, 0);
 	assert_int_equal(c.hist_key_missing, 0);
+	/* Task storage refuses a stamp only while its per-CPU guard is held,
+	 * e.g. by one of our children preempted while its storage is freed at
+	 * exit: seen once in ~250 waits in CI. A handful per test is that race;
+	 * more means stamps are refused systematically. */
+	assert_true(c.stamp_refused <= 3);
 }
 
 static void test_env(void **state)
