@@ -17,10 +17,19 @@
  *     were themselves 3 sigma off their baseline), and the smaller of the two
  *     is kept: a daily job is explained, noise yesterday explains nothing.
  * The score is the larger of the spike and the level-shift likelihoods.
- * An alert needs score >= threshold, the probation over, and `suppress`
- * points since the last alert (NAB counts only the first detection in a
- * window and charges every other one as a false positive). LEVEL_K points
- * after any alert, a level that held restarts the baseline. */
+ * An alert needs score >= threshold, the probation over, `suppress` points
+ * since the last alert (NAB counts only the first detection in a window and
+ * charges every other one as a false positive), and
+ *  5. routine memory: a deviation (of the point, or of the level) beyond
+ *     every deviation of the same sign that the series showed in the last
+ *     week without alerting, kept as hourly extremes in units of the series.
+ *     The Gaussian tail of step 3 fits the bulk of a calm week and calls its
+ *     rare bursts impossible; what the series already did unremarked this
+ *     week is no news however unlikely the bulk makes it. Alerted events
+ *     are kept out, so a second incident of the same size alerts again, and
+ *     so is what the seasonal expert explained (routine at its hour only).
+ * LEVEL_K points after any alert, a level that held restarts the baseline
+ * (and the routine memory, whose deviations were from the old level). */
 #include "anomaly.h"
 
 #include <math.h>
@@ -32,6 +41,8 @@
 #define SHORT_AVG 3     /* shift features averaged before the likelihood */
 #define MIN_BASE 16     /* values before any deviation is measured */
 #define MIN_FEAT 64     /* features before any likelihood */
+#define EVENT_SPAN (LEVEL_K + SHORT_AVG)        /* points one event moves */
+#define ROUTINE_BLOCKS 168      /* blocks of the routine memory: hours of a week */
 
 struct feat {
 	double *ring;           /* last `window` features */
@@ -40,6 +51,30 @@ struct feat {
 	double recent[SHORT_AVG];
 	size_t nrecent, navg;   /* navg: how many recent features are averaged */
 	unsigned long since_resum;
+};
+
+/* The largest and smallest deviations of a stretch of points from the
+ * baseline median of their time, in the series' units: unlike sigmas these
+ * stay comparable when the scale jumps (a mostly-zero series has its scale
+ * at the floor until its first burst). */
+struct extremes {
+	double d1_hi, d1_lo;    /* of the point */
+	double dk_hi, dk_lo;    /* of the level */
+};
+
+/* What the series did in the last week (ROUTINE_BLOCKS blocks of points)
+ * without alerting: a deviation within it is routine, however unlikely the
+ * recent distribution makes it look. */
+struct routine {
+	struct extremes *blocks;        /* ring of cap complete blocks, oldest at head */
+	size_t cap, head, nblocks;
+	size_t block_len, in_block;     /* points per block; in the current one */
+	struct extremes cur;
+	struct {
+		double d1, dk;
+	} pending[EVENT_SPAN];          /* the last points, not yet in a block */
+	size_t npending;                /* points pushed in all (index of the next) */
+	size_t skip;                    /* next points of an alerted event: kept out */
 };
 
 struct us_anomaly {
@@ -54,6 +89,7 @@ struct us_anomaly {
 	double *hist;           /* ring of the last season + tol values, oldest at hhead */
 	double *hz;             /* their deviations from the baseline of the time */
 	size_t hhead, hn, tol;
+	struct routine routine;
 	uint64_t seen;
 	uint64_t last_alert;    /* point index + 1 of the last alert, 0 for none */
 	uint64_t check_at;      /* when to see whether a level shift held, 0 for never */
@@ -84,9 +120,12 @@ size_t us_anomaly_probation(size_t n)
 	return p < 750 ? p : 750;
 }
 
+static void routine_reset(struct routine *rt);
+
 struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p)
 {
 	struct us_anomaly *a;
+	size_t memory;
 
 	if (p->window < MIN_BASE || p->window > (1u << 20) || !(p->threshold > 0) ||
 	    !(p->threshold <= 1) || (p->season && (p->season < 24 || p->season > (1u << 20))))
@@ -104,11 +143,18 @@ struct us_anomaly *us_anomaly_new(const struct us_anomaly_params *p)
 	a->spike.ring = malloc(p->window * sizeof(double));
 	a->shift.ring = malloc(p->window * sizeof(double));
 	a->tol = p->season / 24;
+	/* why: a week is the longest cycle of most operational series (a
+	 * weekly job, weekend traffic); without a known season, the window */
+	memory = p->season ? 7 * p->season : p->window;
+	a->routine.block_len = memory / ROUTINE_BLOCKS ? memory / ROUTINE_BLOCKS : 1;
+	a->routine.cap = (memory + a->routine.block_len - 1) / a->routine.block_len;
+	a->routine.blocks = malloc(a->routine.cap * sizeof(struct extremes));
+	routine_reset(&a->routine);
 	if (p->season) {
 		a->hist = malloc((p->season + a->tol) * sizeof(double));
 		a->hz = malloc((p->season + a->tol) * sizeof(double));
 	}
-	if (!a->vals || !a->sorted || !a->spike.ring || !a->shift.ring ||
+	if (!a->vals || !a->sorted || !a->spike.ring || !a->shift.ring || !a->routine.blocks ||
 	    (p->season && (!a->hist || !a->hz))) {
 		us_anomaly_free(a);
 		return NULL;
@@ -126,6 +172,7 @@ void us_anomaly_free(struct us_anomaly *a)
 	free(a->shift.ring);
 	free(a->hist);
 	free(a->hz);
+	free(a->routine.blocks);
 	free(a);
 }
 
@@ -303,6 +350,82 @@ static double season_dist(const struct us_anomaly *a, double v)
 	return v > hi ? v - hi : v < lo ? lo - v : 0;
 }
 
+/* ---- routine: the worst deviations of the last week ------------------------ */
+
+static void extremes_reset(struct extremes *e)
+{
+	e->d1_hi = e->dk_hi = -INFINITY;
+	e->d1_lo = e->dk_lo = INFINITY;
+}
+
+static void extremes_add(struct extremes *e, double d1, double dk)
+{
+	e->d1_hi = d1 > e->d1_hi ? d1 : e->d1_hi;
+	e->d1_lo = d1 < e->d1_lo ? d1 : e->d1_lo;
+	e->dk_hi = dk > e->dk_hi ? dk : e->dk_hi;
+	e->dk_lo = dk < e->dk_lo ? dk : e->dk_lo;
+}
+
+/* Forgets every deviation, which a new baseline makes incomparable; the
+ * rest of an alerted event is still kept out. */
+static void routine_reset(struct routine *rt)
+{
+	rt->nblocks = rt->head = rt->in_block = rt->npending = 0;
+	extremes_reset(&rt->cur);
+}
+
+/* Points reach the blocks EVENT_SPAN late: the last EVENT_SPAN points may
+ * belong to the event being judged, which must not explain itself. */
+static void routine_push(struct routine *rt, double d1, double dk)
+{
+	size_t i = rt->npending % EVENT_SPAN;
+
+	if (rt->skip) {         /* the rest of an alerted event */
+		rt->skip--;
+		d1 = dk = 0;
+	}
+	if (rt->npending >= EVENT_SPAN) {
+		extremes_add(&rt->cur, rt->pending[i].d1, rt->pending[i].dk);
+		if (++rt->in_block == rt->block_len) {
+			rt->blocks[(rt->head + rt->nblocks) % rt->cap] = rt->cur;
+			if (rt->nblocks == rt->cap)
+				rt->head = (rt->head + 1) % rt->cap;
+			else
+				rt->nblocks++;
+			rt->in_block = 0;
+			extremes_reset(&rt->cur);
+		}
+	}
+	rt->pending[i].d1 = d1;
+	rt->pending[i].dk = dk;
+	rt->npending++;
+}
+
+/* An alerted event is no routine: the next incident of the same size must
+ * alert again. Its points so far are still pending; so are the next ones. */
+static void routine_forget_event(struct routine *rt)
+{
+	memset(rt->pending, 0, sizeof(rt->pending));
+	rt->skip = EVENT_SPAN;
+}
+
+/* Whether deviation d goes beyond every deviation of the same kind and sign
+ * in the memory: the point's (spike) or the level's (shift). */
+static int routine_exceeded(const struct routine *rt, int spike, double d)
+{
+	struct extremes all = rt->cur;
+
+	for (size_t j = 0; j < rt->nblocks; j++) {
+		const struct extremes *b = &rt->blocks[(rt->head + j) % rt->cap];
+
+		extremes_add(&all, b->d1_hi, b->dk_hi);
+		extremes_add(&all, b->d1_lo, b->dk_lo);
+	}
+	if (spike)
+		return d > 0 ? d > all.d1_hi : d < all.d1_lo;
+	return d > 0 ? d > all.dk_hi : d < all.dk_lo;
+}
+
 /* ---- the step ------------------------------------------------------------- */
 
 /* After a level shift the old values describe a level that is gone: start
@@ -341,12 +464,14 @@ static void rebase(struct us_anomaly *a)
 	a->spike.n = a->spike.head = a->spike.nrecent = a->spike.since_resum = 0;
 	a->shift.n = a->shift.head = a->shift.nrecent = a->shift.since_resum = 0;
 	a->spike.sum = a->spike.sumsq = a->shift.sum = a->shift.sumsq = 0;
+	routine_reset(&a->routine);
 }
 
 void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r)
 {
 	double m = v, s = 1, z1 = 0, zk = 0, l1 = 0, lk = 0;
 	double ds, ls;
+	int seasonal = 0;       /* an alert but for the same time yesterday */
 	size_t nk;
 
 	memset(r, 0, sizeof(*r));
@@ -363,6 +488,7 @@ void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r
 		ds = season_dist(a, v);
 		ls = ds >= 0 ? feat_like(&a->spike, log1p(ds / s)) : 1;
 		l1 = feat_push(&a->spike, a->p.window, log1p(fabs(z1)));
+		seasonal = l1 >= a->p.threshold && ls < a->p.threshold;
 		l1 = ls < l1 ? ls : l1;
 		lk = feat_push(&a->shift, a->p.window, log1p(fabs(zk)));
 		/* why: a level the present point is not on is no shift, only the
@@ -387,8 +513,10 @@ void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r
 	if (a->n <= MIN_BASE)
 		r->kind = US_ANOM_NONE;
 	if (r->score >= a->p.threshold && a->seen > a->p.probation &&
-	    (a->last_alert == 0 || a->seen - a->last_alert > a->p.suppress)) {
+	    (a->last_alert == 0 || a->seen - a->last_alert > a->p.suppress) &&
+	    routine_exceeded(&a->routine, l1 >= lk, r->sigma * s)) {
 		r->anomaly = 1;
+		routine_forget_event(&a->routine);
 		a->last_alert = a->seen;
 		a->check_at = a->seen + LEVEL_K;
 	} else if (a->check_at == a->seen) {
@@ -396,6 +524,9 @@ void us_anomaly_step(struct us_anomaly *a, double v, struct us_anomaly_result *r
 		if (sustained(a, m, s))
 			rebase(a);
 	}
+	/* why: what yesterday explains at this time of day is routine at this
+	 * time of day only: the seasonal expert's, not the memory's */
+	routine_push(&a->routine, seasonal ? 0 : z1 * s, seasonal ? 0 : zk * s);
 }
 
 void us_anomaly_reason(const struct us_anomaly_result *r, char *buf, size_t len)

@@ -10,8 +10,10 @@
  * spike that repeats one at the same time yesterday (within an hour) is
  * explained by a second, seasonal expert and scores low. The score is the
  * likelihood in [0,1]; a point is an anomaly when the score reaches a fixed
- * threshold, outside the probationary period and not within `suppress`
- * points of the previous alert. See docs/anomalies.md. */
+ * threshold, outside the probationary period, not within `suppress` points
+ * of the previous alert, and beyond the largest deviation of the same sign
+ * the series showed in the last week (7 seasons, or `window` points without
+ * a season) without an alert. See docs/anomalies.md. */
 #ifndef US_ANOMALY_H
 #define US_ANOMALY_H
 

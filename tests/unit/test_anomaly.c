@@ -1,7 +1,8 @@
 /* Unit tests for the online anomaly detector (coordinator/anomaly), the
  * timestamp,value CSV reader (lib/tscsv) and the NAB scorer (tools/nab):
  * spikes and level shifts found within a few points, few alarms on a clean
- * seasonal series, a constant series, the probation, determinism; the
+ * seasonal series, a constant series, the probation, the routine memory,
+ * determinism; the
  * scorer on hand-made cases; and the NAB score the detector reaches on the
  * repository's copy of the seven NAB series, so a regression shows. */
 #include <stdarg.h>
@@ -19,8 +20,9 @@
 #include "anomaly.h"
 #include "tscsv.h"
 
-/* measured 78.0 (docs/anomalies.md); a drop below this is a regression */
-#define NAB_FLOOR 76.0
+/* measured 82.6 (docs/anomalies.md); a drop below the issue's target of 80
+ * is a regression */
+#define NAB_FLOOR 80.0
 
 static uint64_t rng = 42;
 
@@ -139,7 +141,8 @@ static void test_constant_series(void **state)
 /* A daily job (a one-point burst at about the same time each day, drifting
  * by up to 20 minutes and growing a little) alerts on its first day only
  * when the season is known, and every day without it; a spike at another
- * time of day still alerts. (The level-shift echo of the burst in the next
+ * time of day, smaller than the job, still alerts: what the season explains
+ * does not make the same deviation routine at other times. (The level-shift echo of the burst in the next
  * few points is not explained: suppression is off here, see anomalies.md.) */
 static void test_daily_job(void **state)
 {
@@ -181,6 +184,54 @@ static void test_probation(void **state)
 	assert_int_equal(alerts, 0);
 	assert_int_equal(us_anomaly_probation(4032), 604);
 	assert_int_equal(us_anomaly_probation(100000), 750);
+}
+
+/* Feeds x[0..n) with the given probation and no season; flags[i] = 1 where
+ * point i alerted, score[i] its score. */
+static void run_scores(const double *x, size_t n, size_t probation, unsigned char *flags,
+		       double *score)
+{
+	struct us_anomaly_params p;
+	struct us_anomaly_result r;
+	struct us_anomaly *a;
+
+	us_anomaly_defaults(&p);
+	p.probation = probation;
+	assert_non_null(a = us_anomaly_new(&p));
+	for (size_t i = 0; i < n; i++) {
+		us_anomaly_step(a, x[i], &r);
+		flags[i] = (unsigned char)r.anomaly;
+		score[i] = r.score;
+	}
+	us_anomaly_free(a);
+}
+
+/* A deviation no larger than one the series showed unremarked within its
+ * memory (without a season: the last `window` = 1,024 points) is routine,
+ * however high its likelihood; a larger one alerts; an alerted incident does
+ * not make the next one of the same size routine; and the memory forgets. */
+static void test_routine_memory(void **state)
+{
+	static double x[3000], score[3000];
+	static unsigned char flag[3000];
+
+	noisy(x, 3000, 50, 1);
+	x[400] += 30;   /* in the probation: seen, not alerted */
+	x[1000] += 25;  /* smaller: routine */
+	x[1300] += 40;  /* larger: news */
+	x[1700] += 40;  /* the same incident again, after the suppression */
+	x[2500] += 25;  /* 1,500 points after the last routine 25-30: news again */
+	run_scores(x, 3000, 600, flag, score);
+	assert_int_equal(flag[400], 0);
+	assert_true(score[1000] >= 0.9999);     /* the likelihood alone would alert */
+	assert_int_equal(flag[1000], 0);
+	assert_int_equal(flag[1300], 1);
+	assert_int_equal(flag[1700], 1);
+	assert_int_equal(flag[2500], 1);
+	/* the same series without the earlier +30: +25 at 1000 alerts */
+	x[400] -= 30;
+	run_scores(x, 3000, 600, flag, score);
+	assert_int_equal(flag[1000], 1);
 }
 
 static void test_deterministic(void **state)
@@ -371,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_constant_series),
 		cmocka_unit_test(test_daily_job),
 		cmocka_unit_test(test_probation),
+		cmocka_unit_test(test_routine_memory),
 		cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_tscsv_good),
 		cmocka_unit_test(test_tscsv_bad),
