@@ -15,10 +15,12 @@
 #include <string.h>
 
 #include "api.pb-c.h"
+#include "buf.h"
 #include "catalog.h"
 #include "clock.h"
 #include "instance_id.h"
 #include "policy.h"
+#include "store.h"
 #include "workload_def.h"
 
 #define ID_BUF 64               /* instance ids: at most 63 characters */
@@ -43,24 +45,6 @@ static int out_of_memory(char *msg, size_t msglen)
 {
 	snprintf(msg, msglen, "out of memory");
 	return GRPC_STATUS_RESOURCE_EXHAUSTED;
-}
-
-static char *col_str(sqlite3_stmt *q, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(q, i);
-
-	return strdup(t ? t : "");
-}
-
-static int push(void ***arr, size_t *n, void *item)
-{
-	void **grown = realloc(*arr, (*n + 1) * sizeof(**arr));
-
-	if (!grown)
-		return -1;
-	grown[(*n)++] = item;
-	*arr = grown;
-	return 0;
 }
 
 /* Prepares sql and binds args[i] as text parameter ?i+1. */
@@ -260,19 +244,19 @@ static Understudy__Api__Instance *instance_from_row(sqlite3_stmt *q)
 	if (!in)
 		return NULL;
 	understudy__api__instance__init(in);
-	in->id = col_str(q, 0);
-	in->workload = col_str(q, 1);
-	in->role = col_str(q, 2);
-	in->type = col_str(q, 3);
-	in->mode = col_str(q, 4);
-	in->desired = col_str(q, 5);
-	in->state = col_str(q, 6);
-	in->address = col_str(q, 7);
+	in->id = us_store_col_dup(q, 0);
+	in->workload = us_store_col_dup(q, 1);
+	in->role = us_store_col_dup(q, 2);
+	in->type = us_store_col_dup(q, 3);
+	in->mode = us_store_col_dup(q, 4);
+	in->desired = us_store_col_dup(q, 5);
+	in->state = us_store_col_dup(q, 6);
+	in->address = us_store_col_dup(q, 7);
 	in->provision_s = sqlite3_column_double(q, 8);
-	in->error = col_str(q, 9);
+	in->error = us_store_col_dup(q, 9);
 	in->created_ns = (uint64_t)sqlite3_column_int64(q, 10);
 	in->updated_ns = (uint64_t)sqlite3_column_int64(q, 11);
-	in->cgroup = col_str(q, 12);
+	in->cgroup = us_store_col_dup(q, 12);
 	if (!in->id || !in->workload || !in->role || !in->type || !in->mode || !in->desired ||
 	    !in->state || !in->address || !in->error || !in->cgroup) {
 		free_msg(in);
@@ -294,7 +278,7 @@ static int select_instances(struct us_api_ctx *ctx, const char *sql, const char 
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		Understudy__Api__Instance *in = instance_from_row(q);
 
-		if (!in || push((void ***)out, n, in) < 0) {
+		if (!in || us_ptrs_push((void ***)out, n, in) < 0) {
 			free_msg(in);
 			rc = out_of_memory(msg, msglen);
 			goto cleanup;
@@ -669,7 +653,7 @@ static int shadow_stop_tx(struct us_api_ctx *ctx, const char *workload,
 		rc = mark_absent(ctx, active[i]->id, msg, msglen);
 		if (rc == GRPC_STATUS_OK)
 			rc = instance_by_id(ctx, active[i]->id, &now, msg, msglen);
-		if (rc == GRPC_STATUS_OK && (!now || push((void ***)&r->stopped, &r->n_stopped,
+		if (rc == GRPC_STATUS_OK && (!now || us_ptrs_push((void ***)&r->stopped, &r->n_stopped,
 							  now) < 0)) {
 			free_msg(now);
 			rc = out_of_memory(msg, msglen);
@@ -712,15 +696,15 @@ static Understudy__Api__Migration *migration_from_row(sqlite3_stmt *q)
 		return NULL;
 	understudy__api__migration__init(m);
 	m->id = (uint64_t)sqlite3_column_int64(q, 0);
-	m->workload = col_str(q, 1);
-	m->policy = col_str(q, 2);
-	m->state = col_str(q, 3);
+	m->workload = us_store_col_dup(q, 1);
+	m->policy = us_store_col_dup(q, 2);
+	m->state = us_store_col_dup(q, 3);
 	m->step = sqlite3_column_int(q, 4);
-	m->from_instance = col_str(q, 5);
-	m->to_type = col_str(q, 6);
-	m->to_instance = col_str(q, 7);
-	m->shadow_instance = col_str(q, 8);
-	m->reason = col_str(q, 9);
+	m->from_instance = us_store_col_dup(q, 5);
+	m->to_type = us_store_col_dup(q, 6);
+	m->to_instance = us_store_col_dup(q, 7);
+	m->shadow_instance = us_store_col_dup(q, 8);
+	m->reason = us_store_col_dup(q, 9);
 	m->approved = sqlite3_column_int(q, 10) != 0;
 	m->force = sqlite3_column_int(q, 11) != 0;
 	m->created_ns = (uint64_t)sqlite3_column_int64(q, 12);
@@ -749,14 +733,14 @@ static int add_transitions(struct us_api_ctx *ctx, Understudy__Api__Migration *m
 
 		if (t) {
 			understudy__api__migration_transition__init(t);
-			t->from_state = col_str(q, 0);
-			t->to_state = col_str(q, 1);
+			t->from_state = us_store_col_dup(q, 0);
+			t->to_state = us_store_col_dup(q, 1);
 			t->step = sqlite3_column_int(q, 2);
 			t->at_ns = (uint64_t)sqlite3_column_int64(q, 3);
-			t->reason = col_str(q, 4);
+			t->reason = us_store_col_dup(q, 4);
 		}
 		if (!t || !t->from_state || !t->to_state || !t->reason ||
-		    push((void ***)&m->transitions, &m->n_transitions, t) < 0) {
+		    us_ptrs_push((void ***)&m->transitions, &m->n_transitions, t) < 0) {
 			free_msg(t);
 			rc = out_of_memory(msg, msglen);
 			goto cleanup;
@@ -799,7 +783,7 @@ static int select_migrations(struct us_api_ctx *ctx, const char *sql, const char
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		Understudy__Api__Migration *m = migration_from_row(q);
 
-		if (!m || push((void ***)out, n, m) < 0) {
+		if (!m || us_ptrs_push((void ***)out, n, m) < 0) {
 			free_msg(m);
 			rc = out_of_memory(msg, msglen);
 			goto cleanup;

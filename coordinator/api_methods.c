@@ -13,6 +13,7 @@
 
 #include "api.pb-c.h"
 #include "api_control.h"
+#include "buf.h"
 #include "clock.h"
 #include "compare.h"
 #include "envelope.h"
@@ -21,30 +22,12 @@
 #include "recommend_api.h"
 #include "alerts_api.h"
 #include "series.h"
+#include "store.h"
 
 #define DEFAULT_FROM "1h"
 #define DEFAULT_STEP "1m"
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static char *col_str(sqlite3_stmt *q, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(q, i);
-
-	return strdup(t ? t : "");
-}
-
-/* Appends item to a malloc'd array of pointers; -1 when out of memory. */
-static int push(void ***arr, size_t *n, void *item)
-{
-	void **grown = realloc(*arr, (*n + 1) * sizeof(**arr));
-
-	if (!grown)
-		return -1;
-	grown[(*n)++] = item;
-	*arr = grown;
-	return 0;
-}
 
 static const char *role_name(int64_t role)
 {
@@ -126,11 +109,11 @@ static Understudy__Api__Agent *agent_from_row(sqlite3_stmt *q)
 	if (!a)
 		return NULL;
 	understudy__api__agent__init(a);
-	a->name = col_str(q, 0);
-	a->hostname = col_str(q, 1);
-	a->kernel_release = col_str(q, 2);
-	a->agent_version = col_str(q, 3);
-	a->state = col_str(q, 4);
+	a->name = us_store_col_dup(q, 0);
+	a->hostname = us_store_col_dup(q, 1);
+	a->kernel_release = us_store_col_dup(q, 2);
+	a->agent_version = us_store_col_dup(q, 3);
+	a->state = us_store_col_dup(q, 4);
 	a->first_seen_ns = (uint64_t)sqlite3_column_int64(q, 5);
 	a->last_seen_ns = (uint64_t)sqlite3_column_int64(q, 6);
 	a->last_heartbeat_ns = (uint64_t)sqlite3_column_int64(q, 7);
@@ -157,7 +140,7 @@ static int select_agents(struct us_api_ctx *ctx, const char *name,
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		Understudy__Api__Agent *a = agent_from_row(q);
 
-		if (!a || push((void ***)out, n, a) < 0) {
+		if (!a || us_ptrs_push((void ***)out, n, a) < 0) {
 			if (a)
 				protobuf_c_message_free_unpacked(&a->base, NULL);
 			snprintf(msg, msglen, "out of memory");
@@ -309,10 +292,10 @@ static int command_status(struct us_api_ctx *ctx, const ProtobufCMessage *req,
 	understudy__api__command_status_response__init(r);
 	*resp = &r->base;
 	r->id = in->id;
-	r->agent = col_str(q, 0);
-	r->action = col_str(q, 1);
-	r->state = col_str(q, 2);
-	r->result = col_str(q, 3);
+	r->agent = us_store_col_dup(q, 0);
+	r->action = us_store_col_dup(q, 1);
+	r->state = us_store_col_dup(q, 2);
+	r->result = us_store_col_dup(q, 3);
 	r->sent_count = (uint32_t)sqlite3_column_int(q, 4);
 	r->created_ns = (uint64_t)sqlite3_column_int64(q, 5);
 	r->expires_ns = (uint64_t)sqlite3_column_int64(q, 6);
@@ -344,13 +327,13 @@ static Understudy__Api__Workload *workload_from_row(sqlite3_stmt *q)
 	if (!w)
 		return NULL;
 	understudy__api__workload__init(w);
-	w->name = col_str(q, 0);
+	w->name = us_store_col_dup(q, 0);
 	w->role = strdup(role_name(sqlite3_column_int64(q, 1)));
-	w->agent = col_str(q, 2);
+	w->agent = us_store_col_dup(q, 2);
 	w->cgroup_id = (uint64_t)sqlite3_column_int64(q, 3);
-	w->cgroup_path = col_str(q, 4);
-	w->ports = col_str(q, 5);
-	w->labels = col_str(q, 6);
+	w->cgroup_path = us_store_col_dup(q, 4);
+	w->ports = us_store_col_dup(q, 5);
+	w->labels = us_store_col_dup(q, 6);
 	w->updated_ns = (uint64_t)sqlite3_column_int64(q, 7);
 	w->last_interval_start_ns = (uint64_t)sqlite3_column_int64(q, 8);
 	w->last_interval_end_ns = (uint64_t)sqlite3_column_int64(q, 9);
@@ -376,7 +359,7 @@ static int select_workloads(struct us_api_ctx *ctx, const char *agent, const cha
 	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
 		Understudy__Api__Workload *w = workload_from_row(q);
 
-		if (!w || push((void ***)out, n, w) < 0) {
+		if (!w || us_ptrs_push((void ***)out, n, w) < 0) {
 			if (w)
 				protobuf_c_message_free_unpacked(&w->base, NULL);
 			snprintf(msg, msglen, "out of memory");
@@ -485,7 +468,7 @@ static int kpis_from_batch(const Understudy__MetricBatch *mb, Understudy__Api__W
 	for (size_t i = 0; i < mb->n_histograms; i++) {
 		Understudy__Api__Kpi *k = kpi_from_hist(mb->histograms[i]);
 
-		if (!k || push((void ***)&st->kpis, &st->n_kpis, k) < 0) {
+		if (!k || us_ptrs_push((void ***)&st->kpis, &st->n_kpis, k) < 0) {
 			if (k)
 				protobuf_c_message_free_unpacked(&k->base, NULL);
 			return -1;
@@ -496,7 +479,7 @@ static int kpis_from_batch(const Understudy__MetricBatch *mb, Understudy__Api__W
 
 		if (k)
 			k->value = mb->counters[i]->value;
-		if (!k || push((void ***)&st->kpis, &st->n_kpis, k) < 0) {
+		if (!k || us_ptrs_push((void ***)&st->kpis, &st->n_kpis, k) < 0) {
 			if (k)
 				protobuf_c_message_free_unpacked(&k->base, NULL);
 			return -1;
@@ -567,7 +550,7 @@ static int workloads_describe(struct us_api_ctx *ctx, const ProtobufCMessage *re
 	for (i = 0; i < n; i++) {
 		Understudy__Api__WorkloadStatus *st = malloc(sizeof(*st));
 
-		if (!st || push((void ***)&r->instances, &r->n_instances, st) < 0) {
+		if (!st || us_ptrs_push((void ***)&r->instances, &r->n_instances, st) < 0) {
 			free(st);
 			rc = GRPC_STATUS_RESOURCE_EXHAUSTED;
 			break;
@@ -671,7 +654,7 @@ static int series_query(struct us_api_ctx *ctx, const ProtobufCMessage *req,
 	for (size_t i = 0; i < n; i++) {
 		Understudy__Api__Point *p = point_new(&pts[i]);
 
-		if (!p || push((void ***)&r->points, &r->n_points, p) < 0) {
+		if (!p || us_ptrs_push((void ***)&r->points, &r->n_points, p) < 0) {
 			free(p);
 			goto cleanup;
 		}

@@ -345,6 +345,13 @@ void us_store_close(struct us_store *st)
 	free(st);
 }
 
+char *us_store_col_dup(sqlite3_stmt *q, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(q, col);
+
+	return strdup(t ? t : "");
+}
+
 int us_store_begin(struct us_store *st, char *err, size_t errlen)
 {
 	if (step_done(st->st[ST_BEGIN]) < 0) {

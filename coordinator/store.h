@@ -15,6 +15,7 @@
 #define US_STORE_SCHEMA_VERSION 7
 
 struct us_store;
+struct sqlite3_stmt;
 
 struct us_store_options {
 	int synchronous_full;   /* fsync the WAL at every commit (default) */
@@ -29,6 +30,9 @@ enum us_store_put {
 struct us_store *us_store_open(const char *path, const struct us_store_options *opt,
 			       char *err, size_t errlen);
 void us_store_close(struct us_store *st);
+
+/* A copy of a result column as text ("" for NULL); NULL when out of memory. */
+char *us_store_col_dup(struct sqlite3_stmt *q, int col);
 
 int us_store_begin(struct us_store *st, char *err, size_t errlen);
 int us_store_commit(struct us_store *st, char *err, size_t errlen);

@@ -1,4 +1,4 @@
-/* Growable byte buffer. */
+/* Growable byte buffer and pointer arrays. */
 #include "buf.h"
 
 #include <stdlib.h>
@@ -40,4 +40,15 @@ void us_buf_free(struct us_buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int us_ptrs_push(void ***arr, size_t *n, void *item)
+{
+	void **grown = realloc(*arr, (*n + 1) * sizeof(**arr));
+
+	if (!grown)
+		return -1;
+	grown[(*n)++] = item;
+	*arr = grown;
+	return 0;
 }

@@ -6,16 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int push(void ***arr, size_t *n, void *item)
-{
-	void **grown = realloc(*arr, (*n + 1) * sizeof(**arr));
-
-	if (!grown)
-		return -1;
-	grown[(*n)++] = item;
-	*arr = grown;
-	return 0;
-}
+#include "buf.h"
 
 static Understudy__Api__RecommendDimension *dim_pb(const struct us_rec_dimension *x,
 						   enum us_rec_dim d)
@@ -73,7 +64,7 @@ static Understudy__Api__RecommendOption *option_pb(const struct us_rec_eval *e, 
 		if (!e->dim[d].present)
 			continue;
 		m = dim_pb(&e->dim[d], (enum us_rec_dim)d);
-		if (!m || push((void ***)&o->dimensions, &o->n_dimensions, m) < 0) {
+		if (!m || us_ptrs_push((void ***)&o->dimensions, &o->n_dimensions, m) < 0) {
 			free(m);
 			goto fail;
 		}
@@ -96,7 +87,7 @@ static int needs_pb(Understudy__Api__RecommendResponse *m, const struct us_rec_n
 		if (!x)
 			return -1;
 		understudy__api__recommend_need__init(x);
-		if (push((void ***)&m->needs, &m->n_needs, x) < 0) {
+		if (us_ptrs_push((void ***)&m->needs, &m->n_needs, x) < 0) {
 			free(x);
 			return -1;
 		}
@@ -138,7 +129,7 @@ Understudy__Api__RecommendResponse *us_rec_to_pb(const struct us_rec_result *r,
 	for (size_t i = 0; i < n; i++) {
 		Understudy__Api__RecommendOption *o = option_pb(&r->options[i], (uint32_t)(i + 1));
 
-		if (!o || push((void ***)&m->options, &m->n_options, o) < 0) {
+		if (!o || us_ptrs_push((void ***)&m->options, &m->n_options, o) < 0) {
 			if (o)
 				protobuf_c_message_free_unpacked(&o->base, NULL);
 			goto fail;
