@@ -54,24 +54,33 @@ static int append(struct us_alerts_result *out, size_t *cap, const struct us_ale
 	return 0;
 }
 
-/* Runs a fresh detector over vals (NaN steps skipped), appending alerts. */
-static int detect(const double *vals, const uint64_t *ts, size_t n, uint64_t step_ns,
-		  enum us_alert_series s, struct us_alerts_result *out, size_t *cap)
+/* Runs a fresh detector over vals (NaN steps skipped), appending the alerts
+ * of points from index `first` on; the points before it are history. */
+static int detect(const double *vals, const uint64_t *ts, size_t n, size_t first,
+		  uint64_t step_ns, enum us_alert_series s, struct us_alerts_result *out,
+		  size_t *cap)
 {
 	struct us_anomaly_params p;
 	struct us_anomaly *a;
-	size_t finite = 0;
+	size_t learned = 0, finite = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		finite += isfinite(vals[i]) != 0;
+		learned += i < first && isfinite(vals[i]);
+	}
 	us_anomaly_defaults(&p);
+	/* why: NAB's probation (15%, at most 750 points) when there is little
+	 * history; with more, the history alone is the probation */
 	p.probation = us_anomaly_probation(finite);
+	if (p.probation < learned)
+		p.probation = learned;
 	p.season = us_anomaly_season((double)step_ns / 1e9);
 	a = us_anomaly_new(&p);
 	if (!a)
 		return -ENOMEM;
-	out->points[s] = finite;
+	out->points[s] = finite - learned;
+	out->learned[s] = learned;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct us_anomaly_result r;
 		struct us_alert al = { .t_ns = ts[i], .series = s, .value = vals[i] };
@@ -79,7 +88,7 @@ static int detect(const double *vals, const uint64_t *ts, size_t n, uint64_t ste
 		if (!isfinite(vals[i]))
 			continue;
 		us_anomaly_step(a, vals[i], &r);
-		if (!r.anomaly)
+		if (!r.anomaly || i < first)
 			continue;
 		al.score = r.score;
 		us_anomaly_reason(&r, al.reason, sizeof(al.reason));
@@ -123,13 +132,14 @@ int us_alerts_run(sqlite3 *db, const struct us_alerts_query *q, struct us_alerts
 		  char *err, size_t errlen)
 {
 	struct us_series_query sq = {
-		.workload = q->workload, .metric = q->metric, .from_ns = q->from_ns,
+		.workload = q->workload, .metric = q->metric,
+		.from_ns = q->from_ns > q->learn_ns ? q->from_ns - q->learn_ns : 0,
 		.to_ns = q->to_ns, .step_ns = q->step_ns,
 	};
 	struct us_series_point *pp = NULL, *sp = NULL;
 	double *vals[3] = { NULL, NULL, NULL };
 	uint64_t *ts = NULL;
-	size_t np = 0, ns = 0, n = 0, cap = 0;
+	size_t np = 0, ns = 0, n = 0, cap = 0, first = 0;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -139,15 +149,18 @@ int us_alerts_run(sqlite3 *db, const struct us_alerts_query *q, struct us_alerts
 	sq.role = UNDERSTUDY__ROLE__SHADOW;
 	if (us_series_query(db, &sq, &sp, &ns, err, errlen) < 0)
 		goto cleanup;
-	if (!np && !ns) {
+	if (align(pp, np, sp, ns, q->field, &ts, vals, &n) < 0)
+		goto oom;
+	while (first < n && ts[first] < q->from_ns)
+		first++;
+	if (first == n) {
 		snprintf(err, errlen, "no points of %s for workload %s in the range", q->metric,
 			 q->workload);
 		goto cleanup;
 	}
-	if (align(pp, np, sp, ns, q->field, &ts, vals, &n) < 0)
-		goto oom;
 	for (int s = 0; s < 3; s++)
-		if (detect(vals[s], ts, n, q->step_ns, (enum us_alert_series)s, out, &cap) < 0)
+		if (detect(vals[s], ts, n, first, q->step_ns, (enum us_alert_series)s, out,
+			   &cap) < 0)
 			goto oom;
 	rc = 0;
 	goto cleanup;

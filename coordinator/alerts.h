@@ -2,6 +2,9 @@
  * (coordinator/anomaly.h) run over one metric of a workload, for production,
  * for the shadow, and over the shadow/production ratio at each step (where
  * a shadow drifts away from production while both look normal alone).
+ * The detectors first learn from the history before the window (a week by
+ * default: their routine memory), so the window alerts from its first step
+ * instead of spending its first 15% on probation.
  * Read-only: callers pass their own SQLite connection. */
 #ifndef US_ALERTS_H
 #define US_ALERTS_H
@@ -29,7 +32,8 @@ struct us_alerts_query {
 	const char *metric;
 	const char *field;      /* histograms: "p50" "p90" "p99" (default) "p999" "mean";
 				 * counters: the increase per second, whatever field says */
-	uint64_t from_ns, to_ns;
+	uint64_t from_ns, to_ns;        /* the window: alerts only in it */
+	uint64_t learn_ns;              /* history before from_ns the detectors learn from */
 	uint64_t step_ns;
 };
 
@@ -38,7 +42,8 @@ struct us_alerts_query {
 struct us_alerts_result {
 	struct us_alert *alerts;
 	size_t nalerts;
-	size_t points[3];       /* points seen per enum us_alert_series */
+	size_t points[3];       /* points in the window per enum us_alert_series */
+	size_t learned[3];      /* points of the history before it */
 };
 
 int us_alerts_run(sqlite3 *db, const struct us_alerts_query *q, struct us_alerts_result *out,

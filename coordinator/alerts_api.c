@@ -55,6 +55,7 @@ static int fill(const struct us_alerts_result *res, Understudy__Api__AnomaliesRe
 	r->points_production = res->points[US_ALERT_PRODUCTION];
 	r->points_shadow = res->points[US_ALERT_SHADOW];
 	r->points_ratio = res->points[US_ALERT_RATIO];
+	r->points_learned = res->learned[US_ALERT_PRODUCTION];
 	return 0;
 }
 
@@ -68,15 +69,18 @@ int us_api_anomalies(struct us_api_ctx *ctx, const ProtobufCMessage *req,
 	struct us_alerts_result res = { 0 };
 	uint64_t since = duration_ns(in->since, 86400ull * US_NS_PER_SEC);
 	int rc = GRPC_STATUS_INVALID_ARGUMENT;
+	int no_history = in->history && !strcmp(in->history, "0");
 
 	q.step_ns = duration_ns(in->step, 60ull * US_NS_PER_SEC);
 	if (!in->workload || !in->workload[0] || !in->metric || !in->metric[0]) {
 		snprintf(msg, msglen, "workload and metric: required");
 		goto cleanup;
 	}
-	if (!since || !q.step_ns) {
-		snprintf(msg, msglen, "%s: expected a duration like 24h, 30m, 10s",
-			 !since ? "since" : "step");
+	q.learn_ns = no_history ? 0 : duration_ns(in->history, 7 * 86400ull * US_NS_PER_SEC);
+	if (!since || !q.step_ns || (!no_history && !q.learn_ns)) {
+		snprintf(msg, msglen, "%s: expected a duration like 24h, 30m, 10s%s",
+			 !since ? "since" : !q.step_ns ? "step" : "history",
+			 !since || !q.step_ns ? "" : ", or 0 for none");
 		goto cleanup;
 	}
 	q.to_ns = us_now_ns();

@@ -38,7 +38,7 @@ static void anomalies_usage(FILE *out)
 		"\n"
 		"\n"
 		"       understudy anomalies WORKLOAD --metric M [--field p99] [--since 24h]\n"
-		"                            [--step 1m] [OPTIONS]\n"
+		"                            [--step 1m] [--history 7d] [OPTIONS]\n"
 		"\n"
 		"Runs the same detector in the coordinator over a stored metric of WORKLOAD,\n"
 		"one point per step, for production, for the shadow, and for their ratio\n"
@@ -47,6 +47,9 @@ static void anomalies_usage(FILE *out)
 		"  --field F           for histograms: p50 p90 p99 (default) p999 mean;\n"
 		"                      counters are rates per second\n"
 		"  --since D, --step D window (default 24h) and step (default 1m)\n"
+		"  --history D         learned from before the window, never alerted on\n"
+		"                      (default 7d, the detector's routine memory; 0 for none:\n"
+		"                      then the window's first 15%% is the probation)\n"
 		US_CLI_COMMON_HELP);
 }
 
@@ -158,6 +161,7 @@ int us_cli_anomalies(const struct us_cli_opts *global, int argc, char **argv)
 		{ "field", required_argument, NULL, 'f' },
 		{ "since", required_argument, NULL, 's' },
 		{ "step", required_argument, NULL, 't' },
+		{ "history", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		US_CLI_COMMON_OPTIONS,
 		{ 0 },
@@ -180,6 +184,7 @@ int us_cli_anomalies(const struct us_cli_opts *global, int argc, char **argv)
 		case 'f': req.field = optarg; break;
 		case 's': req.since = optarg; break;
 		case 't': req.step = optarg; break;
+		case 'H': req.history = optarg; break;
 		case 'p':
 			probation = strtol(optarg, &end, 10);
 			if (*end || probation < 0) {

@@ -4,7 +4,11 @@
 # into the store; the shadow's rate drops to a third for ten steps near the
 # end while production stays normal. `understudy anomalies WORKLOAD --metric
 # requests` must alert on the shadow and on the shadow/production ratio at
-# that time, and not on production.
+# that time, and not on production. A window opening ten steps before the
+# drop (--since 85m) must find it with the default history (the detectors
+# learn from the hours before the window) and cannot with --history 0 (the
+# window's first points are then the probation), and its alerts lie in the
+# window.
 . "$(dirname "$0")/lib.sh"
 keys_init; coord_start
 now=$(date +%s)
@@ -34,6 +38,22 @@ cat "$T/alerts.csv" | sed 's/^/    /'
 grep -q ",shadow," "$T/alerts.csv" || fail "no alert on the shadow's drop"
 grep -q ",shadow/production," "$T/alerts.csv" || fail "no alert on the ratio"
 if grep -q ",production," "$T/alerts.csv"; then fail "alert on the normal production series"; fi
+cli anomalies web --metric requests --since 85m --step 30s -o csv >"$T/short.csv" ||
+	fail "anomalies --since 85m exited $?: $(cat "$T/short.csv")"
+grep -q ",shadow," "$T/short.csv" || fail "no alert on the drop with the history: $(cat "$T/short.csv")"
+python3 - "$T/short.csv" "$now" <<'PY' || fail "alerts outside the window: $(cat "$T/short.csv")"
+import csv, sys
+now = int(sys.argv[2])
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert rows and all(int(r["time_ns"]) >= (now - 85 * 60) * 10**9 for r in rows), rows
+PY
+cli anomalies web --metric requests --since 85m --step 30s --history 0 -o csv >"$T/nohist.csv" ||
+	fail "anomalies --history 0 exited $?: $(cat "$T/nohist.csv")"
+if grep -q ",shadow," "$T/nohist.csv"; then
+	fail "an alert within the probation of a window without history: $(cat "$T/nohist.csv")"
+fi
+rc=0; cli anomalies web --metric requests --history 1x -o csv >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 2 ] && grep -q "history: expected a duration" "$T/err" || fail "bad --history: rc $rc $(cat "$T/err")"
 rc=0; cli anomalies web --metric nothing -o csv >/dev/null 2>"$T/err" || rc=$?
 [ $rc = 2 ] && grep -q "no points of nothing" "$T/err" || fail "unknown metric: rc $rc $(cat "$T/err")"
 rc=0; cli anomalies web >/dev/null 2>"$T/err" || rc=$?
