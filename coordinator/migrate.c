@@ -284,7 +284,26 @@ static int production_instance(struct us_controller *c, const char *workload, st
 struct req_figures {
 	uint64_t n, errors;
 	double p99_ns;
+	double p99_low_ns;      /* the p99's lower confidence bound at P99_CONFIDENCE */
 };
+
+/* The p99 guard judges the new instance's p99 by its lower confidence bound
+ * (distribution-free: an order statistic): on the few dozen requests of a
+ * step's start the p99 is the maximum, and one cold request would roll a
+ * healthy instance back. An instance slow throughout has a high bound too. */
+#define P99_CONFIDENCE 0.95
+
+/* The largest order statistic (1-based) that is at or below the q-quantile
+ * with probability >= conf: X(r) <= quantile unless fewer than r of n
+ * samples fall below it, P(Binomial(n, q) <= r - 1) <= 1 - conf. */
+static size_t quantile_low_rank(size_t n, double q, double conf)
+{
+	size_t r = (size_t)ceil(q * (double)n);
+
+	while (r > 1 && gsl_cdf_binomial_P((unsigned)(r - 1), q, (unsigned)n) > 1.0 - conf)
+		r--;
+	return r ? r : 1;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -324,6 +343,7 @@ static int request_figures(struct us_controller *c, const char *instance, uint64
 	if (f->n) {
 		qsort(lat, f->n, sizeof(*lat), cmp_double);
 		f->p99_ns = lat[(size_t)ceil(0.99 * (double)f->n) - 1];
+		f->p99_low_ns = lat[quantile_low_rank(f->n, 0.99, P99_CONFIDENCE) - 1];
 	}
 	rc = 0;
 cleanup:
@@ -716,13 +736,14 @@ static int guards_breached(struct us_controller *c, const struct mig_row *m,
 	old_err = fold.n >= p->guards.min_samples ? error_rate(&fold) : m->baseline_error;
 	/* relative and absolute: on sub-millisecond requests a ratio alone
 	 * would roll back on scheduling noise */
-	if (old_p99 > 0 && fnew.p99_ns / old_p99 > p->guards.max_p99_ratio &&
-	    fnew.p99_ns - old_p99 > (double)p->guards.min_p99_delta_ns) {
-		snprintf(why, whylen, "guard: p99 latency %.3f ms on %s is %.2fx %s's %.3f ms "
-			 "(limit %.2fx and +%.3f ms, %llu requests)", fnew.p99_ns / 1e6,
-			 m->to_instance, fnew.p99_ns / old_p99, m->from_instance, old_p99 / 1e6,
-			 p->guards.max_p99_ratio, (double)p->guards.min_p99_delta_ns / 1e6,
-			 (unsigned long long)fnew.n);
+	if (old_p99 > 0 && fnew.p99_low_ns / old_p99 > p->guards.max_p99_ratio &&
+	    fnew.p99_low_ns - old_p99 > (double)p->guards.min_p99_delta_ns) {
+		snprintf(why, whylen, "guard: p99 latency on %s at least %.3f ms (%.0f%% "
+			 "confidence; estimate %.3f ms), %.2fx %s's %.3f ms (limit %.2fx and "
+			 "+%.3f ms, %llu requests)", m->to_instance, fnew.p99_low_ns / 1e6,
+			 100.0 * P99_CONFIDENCE, fnew.p99_ns / 1e6, fnew.p99_low_ns / old_p99,
+			 m->from_instance, old_p99 / 1e6, p->guards.max_p99_ratio,
+			 (double)p->guards.min_p99_delta_ns / 1e6, (unsigned long long)fnew.n);
 		return 1;
 	}
 	if (error_rate(&fnew) - old_err > p->guards.max_error_delta) {
