@@ -22,6 +22,7 @@
 #include "instance_id.h"
 #include "log.h"
 #include "recommend_api.h"
+#include "stats.h"
 
 /* The shadow's verdict is computed at most this often. */
 #define VALIDATE_EVERY_NS (5 * US_NS_PER_SEC)
@@ -284,26 +285,15 @@ static int production_instance(struct us_controller *c, const char *workload, st
 struct req_figures {
 	uint64_t n, errors;
 	double p99_ns;
-	double p99_low_ns;      /* the p99's lower confidence bound at P99_CONFIDENCE */
+	double p99_low_ns;      /* the p99's lower confidence bound at GUARD_CONFIDENCE */
 };
 
-/* The p99 guard judges the new instance's p99 by its lower confidence bound
- * (distribution-free: an order statistic): on the few dozen requests of a
- * step's start the p99 is the maximum, and one cold request would roll a
- * healthy instance back. An instance slow throughout has a high bound too. */
-#define P99_CONFIDENCE 0.95
-
-/* The largest order statistic (1-based) that is at or below the q-quantile
- * with probability >= conf: X(r) <= quantile unless fewer than r of n
- * samples fall below it, P(Binomial(n, q) <= r - 1) <= 1 - conf. */
-static size_t quantile_low_rank(size_t n, double q, double conf)
-{
-	size_t r = (size_t)ceil(q * (double)n);
-
-	while (r > 1 && gsl_cdf_binomial_P((unsigned)(r - 1), q, (unsigned)n) > 1.0 - conf)
-		r--;
-	return r ? r : 1;
-}
+/* The guards judge the new instance with confidence: its p99 by a lower
+ * confidence bound (an order statistic), its error rate by an exact
+ * binomial test. On the few dozen requests of a step's start the p99 is the
+ * maximum and one 5xx is several percent: one cold request would roll a
+ * healthy instance back. An instance bad throughout breaches all the same. */
+#define GUARD_CONFIDENCE 0.95
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -343,7 +333,7 @@ static int request_figures(struct us_controller *c, const char *instance, uint64
 	if (f->n) {
 		qsort(lat, f->n, sizeof(*lat), cmp_double);
 		f->p99_ns = lat[(size_t)ceil(0.99 * (double)f->n) - 1];
-		f->p99_low_ns = lat[quantile_low_rank(f->n, 0.99, P99_CONFIDENCE) - 1];
+		f->p99_low_ns = lat[us_quantile_low_rank(f->n, 0.99, GUARD_CONFIDENCE) - 1];
 	}
 	rc = 0;
 cleanup:
@@ -709,7 +699,7 @@ static int guards_breached(struct us_controller *c, const struct mig_row *m,
 {
 	struct req_figures fnew, fold;
 	uint64_t from = c->now_ns - p->guards.window_ns;
-	double old_p99, old_err, share = p->steps[m->step] / 100.0, expected;
+	double old_p99, old_err, limit, share = p->steps[m->step] / 100.0, expected;
 
 	/* a step's window starts with the step: the one before had other weights */
 	if (from < m->state_since_ns)
@@ -741,16 +731,19 @@ static int guards_breached(struct us_controller *c, const struct mig_row *m,
 		snprintf(why, whylen, "guard: p99 latency on %s at least %.3f ms (%.0f%% "
 			 "confidence; estimate %.3f ms), %.2fx %s's %.3f ms (limit %.2fx and "
 			 "+%.3f ms, %llu requests)", m->to_instance, fnew.p99_low_ns / 1e6,
-			 100.0 * P99_CONFIDENCE, fnew.p99_ns / 1e6, fnew.p99_low_ns / old_p99,
+			 100.0 * GUARD_CONFIDENCE, fnew.p99_ns / 1e6, fnew.p99_low_ns / old_p99,
 			 m->from_instance, old_p99 / 1e6, p->guards.max_p99_ratio,
 			 (double)p->guards.min_p99_delta_ns / 1e6, (unsigned long long)fnew.n);
 		return 1;
 	}
-	if (error_rate(&fnew) - old_err > p->guards.max_error_delta) {
+	limit = fmin(1.0, old_err + p->guards.max_error_delta);
+	if (error_rate(&fnew) > limit &&
+	    us_binom_p_at_least(fnew.errors, fnew.n, limit) < 1.0 - GUARD_CONFIDENCE) {
 		snprintf(why, whylen, "guard: error rate %.3f%% on %s vs %.3f%% on %s (limit +%.3f "
-			 "points, %llu requests)", 100.0 * error_rate(&fnew), m->to_instance,
-			 100.0 * old_err, m->from_instance, 100.0 * p->guards.max_error_delta,
-			 (unsigned long long)fnew.n);
+			 "points, exceeded with %.0f%% confidence, %llu requests)",
+			 100.0 * error_rate(&fnew), m->to_instance, 100.0 * old_err,
+			 m->from_instance, 100.0 * p->guards.max_error_delta,
+			 100.0 * GUARD_CONFIDENCE, (unsigned long long)fnew.n);
 		return 1;
 	}
 	snprintf(why, whylen, "step %d, %.0f%%: guards hold: p99 %.3f ms vs %.3f ms, errors "

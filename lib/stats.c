@@ -703,6 +703,25 @@ cleanup:
 
 /* ---- proportions ---------------------------------------------------------- */
 
+size_t us_quantile_low_rank(size_t n, double q, double confidence)
+{
+	size_t r = (size_t)ceil(q * (double)n);
+
+	while (r > 1 && gsl_cdf_binomial_P((unsigned)(r - 1), q, (unsigned)n) > 1.0 - confidence)
+		r--;
+	return r ? r : 1;
+}
+
+double us_binom_p_at_least(uint64_t k, uint64_t n, double p)
+{
+	if (k == 0)
+		return 1.0;
+	if (k > n)
+		return 0.0;
+	/* why: Q(k - 1) = P(X > k - 1) = P(X >= k) */
+	return gsl_cdf_binomial_Q((unsigned)(k - 1), p, (unsigned)n);
+}
+
 void us_wilson(uint64_t k, uint64_t n, double confidence, double *lo, double *hi)
 {
 	double z = us_stats_z(confidence), fn = (double)n, p, den, centre, half;

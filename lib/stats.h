@@ -93,6 +93,17 @@ void us_wilson(uint64_t k, uint64_t n, double confidence, double *lo, double *hi
 void us_newcombe_diff(uint64_t k1, uint64_t n1, uint64_t k2, uint64_t n2, double confidence,
 		      double *est, double *lo, double *hi);
 
+/* Exact one-sample tests for the migration guards, which judge a few dozen
+ * requests at a step's start.
+ * us_quantile_low_rank: the largest r (1-based) such that the order
+ * statistic X_(r) of n samples lies at or below the true q-quantile with
+ * probability >= confidence, distribution-free: P(Binomial(n, q) <= r-1)
+ * <= 1 - confidence (at least 1). For q = 0.99 at 95%: 36 -> 34, 100 -> 97.
+ * us_binom_p_at_least: P(X >= k) for X ~ Binomial(n, p), the one-sided
+ * p-value of k events in n when the rate is p (1 for k = 0). */
+size_t us_quantile_low_rank(size_t n, double q, double confidence);
+double us_binom_p_at_least(uint64_t k, uint64_t n, double p);
+
 /* TOST-style probability that the true value is on the good side of limit
  * given an estimate and a two-sided interval [lo, hi] at confidence,
  * read as a normal posterior with a flat prior: Phi((limit - est)/se) for

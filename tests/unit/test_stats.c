@@ -3,8 +3,10 @@
  * Wilcoxon against values computed by hand / by R, the Hodges-Lehmann
  * intervals against brute-force order statistics, Wilson and Newcombe
  * against published values, the Beta-order-statistic bootstrap against a
- * naive resampling bootstrap, and the degenerate inputs (n = 0, constant,
- * all ties). Seeded: every run sees the same numbers. */
+ * naive resampling bootstrap, the guards' exact tests (the quantile's lower
+ * confidence rank: values and simulated coverage; the binomial tail against
+ * closed forms), and the degenerate inputs (n = 0, constant, all ties).
+ * Seeded: every run sees the same numbers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -296,6 +298,53 @@ static void test_hist_osample(void **state)
 	free(hs);
 }
 
+/* The rank of the p99's lower 95% bound: known values, and over 4,000
+ * seeded samples of 50 uniforms the bound lies above the true p99 (0.99)
+ * in at most 5% of them (exactly: P(Binomial(50, 0.99) <= 47) = 1.4%),
+ * where the point estimate X_(50) does in 39.5%. */
+static void test_quantile_low_rank(void **state)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	double v[50];
+	int above_bound = 0, above_estimate = 0;
+	size_t k;
+
+	assert_int_equal(us_quantile_low_rank(1, 0.99, 0.95), 1);
+	assert_int_equal(us_quantile_low_rank(20, 0.99, 0.95), 19);
+	assert_int_equal(us_quantile_low_rank(36, 0.99, 0.95), 34);
+	assert_int_equal(us_quantile_low_rank(100, 0.99, 0.95), 97);
+	assert_int_equal(us_quantile_low_rank(1000, 0.99, 0.95), 985);
+	assert_int_equal(us_quantile_low_rank(1000, 0.5, 0.95), 474);
+	k = us_quantile_low_rank(50, 0.99, 0.95);
+	assert_int_equal(k, 48);
+	gsl_rng_set(r, 11);
+	for (int t = 0; t < 4000; t++) {
+		for (size_t i = 0; i < 50; i++)
+			v[i] = gsl_rng_uniform(r);
+		qsort(v, 50, sizeof(double), cmpd);
+		above_bound += v[k - 1] > 0.99;
+		above_estimate += v[49] > 0.99;
+	}
+	gsl_rng_free(r);
+	assert_true(above_bound <= 200);                /* 5% */
+	assert_true(above_bound >= 20);                 /* ~56 expected: not 0 by construction */
+	assert_true(above_estimate >= 1400);            /* ~1,580 expected */
+}
+
+static void test_binom_p_at_least(void **state)
+{
+	assert_true(us_binom_p_at_least(0, 100, 0.001) == 1.0);
+	assert_true(us_binom_p_at_least(101, 100, 0.5) == 0.0);
+	/* 1 - 0.999^100, and minus 100 x 0.001 x 0.999^99 */
+	assert_true(fabs(us_binom_p_at_least(1, 100, 0.001) - (1 - pow(0.999, 100))) < 1e-12);
+	assert_true(fabs(us_binom_p_at_least(2, 100, 0.001) -
+			 (1 - pow(0.999, 100) - 100 * 0.001 * pow(0.999, 99))) < 1e-12);
+	assert_true(fabs(us_binom_p_at_least(10, 10, 0.5) - pow(0.5, 10)) < 1e-15);
+	/* one 5xx in 100 requests does not show a rate above 0.1% at 95%; two do */
+	assert_true(us_binom_p_at_least(1, 100, 0.001) > 0.05);
+	assert_true(us_binom_p_at_least(2, 100, 0.001) < 0.05);
+}
+
 static void test_sort(void **state)
 {
 	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -325,6 +374,8 @@ int main(void)
 		cmocka_unit_test(test_proportions),
 		cmocka_unit_test(test_bootstrap_matches_naive),
 		cmocka_unit_test(test_hist_osample),
+		cmocka_unit_test(test_quantile_low_rank),
+		cmocka_unit_test(test_binom_p_at_least),
 		cmocka_unit_test(test_sort),
 	};
 
