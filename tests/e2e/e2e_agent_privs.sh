@@ -33,26 +33,12 @@ SPORT=8080
 lab_netns
 
 nginx_conf() { # dir addr
-	mkdir -p "$1/logs"
-	cat >"$1/nginx.conf" <<CONF
-master_process off;
-daemon off;
-worker_processes 1;
-error_log $1/logs/error.log warn;
-pid $1/nginx.pid;
-events { worker_connections 1024; }
-http {
+	nginx_conf_write "$1" 1024 "$(cat <<CONF
 	log_format m '\$request_method \$status';
 	access_log $1/logs/access.log m;
-	client_body_temp_path $1/body;
-	proxy_temp_path $1/proxy;
-	fastcgi_temp_path $1/fastcgi;
-	uwsgi_temp_path $1/uwsgi;
-	scgi_temp_path $1/scgi;
-	keepalive_requests 100000;
 	server { listen $2:$SPORT; location / { return 200 "ok\n"; } }
-}
 CONF
+)"
 }
 # production as nobody: root's /proc/PID/fd checks then need the capabilities
 chmod 755 "$T"

@@ -27,30 +27,16 @@ lab_netns
 
 # ---- nginx, one process per workload, each in its own cgroup ----
 nginx_start() { # dir port cgroup
-	mkdir -p "$1/logs"
-	cat >"$1/nginx.conf" <<EOF
-master_process off;
-daemon off;
-worker_processes 1;
-error_log $1/logs/error.log warn;
-pid $1/nginx.pid;
-events { worker_connections 1024; }
-http {
+	nginx_conf_write "$1" 1024 "$(cat <<EOF
 	access_log off;
-	client_body_temp_path $1/body;
-	proxy_temp_path $1/proxy;
-	fastcgi_temp_path $1/fastcgi;
-	uwsgi_temp_path $1/uwsgi;
-	scgi_temp_path $1/scgi;
-	keepalive_requests 100000;
 	server {
 		listen $PROD:$2;
 		location = /ok { return 200 "ok\n"; }
 		location = /fail { return 500 "fail\n"; }
 		location / { return 404; }
 	}
-}
 EOF
+)"
 	sh -c "echo \$\$ > $3/cgroup.procs; exec ip netns exec $NS_P $NGINX -p $1 -c $1/nginx.conf" \
 		>"$1/logs/out.log" 2>&1 &
 	PIDS+=($!)

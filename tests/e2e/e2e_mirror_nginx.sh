@@ -25,22 +25,9 @@ lab_netns
 nginx_conf() { # dir addr body-buffer
 	mkdir -p "$1/logs" "$1/www"
 	echo hello >"$1/www/index.html"
-	cat >"$1/nginx.conf" <<EOF
-master_process off;
-daemon off;
-worker_processes 1;
-error_log $1/logs/error.log warn;
-pid $1/nginx.pid;
-events { worker_connections 4096; }
-http {
+	nginx_conf_write "$1" 4096 "$(cat <<EOF
 	log_format m '\$request_method \$status \$request_length';
 	access_log $1/logs/access.log m;
-	client_body_temp_path $1/body;
-	proxy_temp_path $1/proxy;
-	fastcgi_temp_path $1/fastcgi;
-	uwsgi_temp_path $1/uwsgi;
-	scgi_temp_path $1/scgi;
-	keepalive_requests 100000;
 	server {
 		listen $2:$SPORT;
 		client_max_body_size 20m;
@@ -54,8 +41,8 @@ http {
 		location / { root $1/www; }
 	}
 	server { listen 127.0.0.1:8081; access_log off; return 200 "ok\n"; }
-}
 EOF
+)"
 }
 # production reads bodies in nginx's default-sized pieces (16k), well under
 # the capture's per-call cap (64 KiB); bigger reads would be truncated and

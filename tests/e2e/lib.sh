@@ -198,5 +198,28 @@ lab_netns_down() {
 	ip netns del "$NS_P" 2>/dev/null; ip netns del "$NS_S" 2>/dev/null
 	ip link del "usp$$" 2>/dev/null; ip link del "uss$$" 2>/dev/null; true
 }
+# A one-process nginx (master_process off: killing it leaves no worker)
+# whose every writable path is under DIR; HTTP (log format, servers) goes
+# into the http block. nginx_conf_write DIR WORKER_CONNECTIONS HTTP
+nginx_conf_write() {
+	mkdir -p "$1/logs"
+	cat >"$1/nginx.conf" <<CONF
+master_process off;
+daemon off;
+worker_processes 1;
+error_log $1/logs/error.log warn;
+pid $1/nginx.pid;
+events { worker_connections $2; }
+http {
+	client_body_temp_path $1/body;
+	proxy_temp_path $1/proxy;
+	fastcgi_temp_path $1/fastcgi;
+	uwsgi_temp_path $1/uwsgi;
+	scgi_temp_path $1/scgi;
+	keepalive_requests 100000;
+$3
+}
+CONF
+}
 # wait_port ADDR PORT: until something accepts there (5 s)
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
